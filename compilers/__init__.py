@@ -1,0 +1,3 @@
+"""Backends, one vertical slice each. Importing this package registers them in COMPILERS."""
+from edgeslm.compilers.base import COMPILERS, Compiler, LowerResult, Unsupported, get_compiler, register  # noqa: F401
+from edgeslm.compilers import executorch  # noqa: F401  (registers "executorch")

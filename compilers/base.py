@@ -1,0 +1,63 @@
+"""The Compiler seam: one class per backend, registered by name.
+
+Core code (api, CLI, bundle) only ever talks to `COMPILERS[name]`; it never names a backend.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, ClassVar, Protocol
+
+from edgeslm.errors import EdgeSLMError
+
+
+@dataclass
+class Fallback:
+    """One op the backend did not take, and why (shown to the user in the lowering report)."""
+    op: str
+    count: int
+    reason: str
+
+
+@dataclass
+class LowerResult:
+    artifacts: list[str]                    # file names written into `out`, relative
+    delegated: dict[str, int]               # backend/delegate name -> number of ops it took
+    fallbacks: list[Fallback] = field(default_factory=list)
+    planned_arena_bytes: int = 0            # memory the runtime must plan for activations + KV
+    metadata: dict = field(default_factory=dict)  # backend facts worth keeping in the manifest
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Compiler(Protocol):
+    name: ClassVar[str]
+
+    def supports(self, target) -> bool: ...
+
+    def lower(self, model, target, recipe, out: Path, *, progress: Callable[[str], None] | None = None) -> LowerResult: ...
+
+
+class Unsupported(EdgeSLMError):
+    """A backend declines a model, target or recipe; the message says which and why."""
+
+
+COMPILERS: dict[str, Callable[[], Compiler]] = {}
+
+
+def register(cls):
+    """Class decorator: make a compiler selectable by its `name`."""
+    COMPILERS[cls.name] = cls
+    return cls
+
+
+def get_compiler(name: str) -> Compiler:
+    # Importing the package registers the built-in backends.
+    import edgeslm.compilers  # noqa: F401
+    try:
+        return COMPILERS[name]()
+    except KeyError:
+        raise EdgeSLMError(f"unknown backend '{name}'",
+                           fix=f"choose one of: {', '.join(sorted(COMPILERS))}") from None

@@ -1,0 +1,85 @@
+"""Decoder -> .pte with XNNPACK delegation.
+
+Steps (each reported through `progress`):
+  1. export     torch.export with a dynamic prompt length (1..max_seq_len), last-position logits only
+  2. lower      to_edge_transform_and_lower with the XNNPACK partitioner + LLM metadata methods
+  3. emit       to_executorch: in-place KV cache update (reinplace), quant fusion, memory planning
+  4. write      model.pte written atomically; planned arena read from the execution plan
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from edgeslm.compilers.base import LowerResult, Unsupported
+from edgeslm.compilers.executorch.metadata import llm_metadata
+from edgeslm.compilers.executorch.report import capture_rejections, summarize
+from edgeslm.fsutil import write_bytes_atomic
+
+ARTIFACT = "model.pte"
+
+
+def export_decoder(model) -> torch.export.ExportedProgram:
+    """torch.export of forward(tokens[1,T], input_pos[T]) with T dynamic in [1, max_seq_len]."""
+    torch.set_grad_enabled(False)
+    model.eval()
+    seq = torch.export.Dim("seq", min=1, max=model.max_seq_len)
+    example = (torch.zeros(1, 2, dtype=torch.long), torch.arange(2, dtype=torch.long))
+    previous = model.full_logits
+    model.full_logits = False            # prefill returns [1, V]: lm_head over the whole prompt is wasted work
+    try:
+        return torch.export.export(model, example, dynamic_shapes=({1: seq}, {0: seq}), strict=False)
+    except Exception as err:  # torch.export errors are long; keep the first line, the rest is in the log
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise Unsupported(f"torch.export failed: {first}",
+                          fix="the model must follow the decoder contract (docs: README 'Custom decoders')") from err
+    finally:
+        model.full_logits = previous
+
+
+def lower_to_pte(model, out: Path, progress=None) -> LowerResult:
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig, to_edge_transform_and_lower
+    from executorch.exir.passes import MemoryPlanningPass
+
+    step = progress or (lambda name: None)
+    timings: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    step("export")
+    ep = export_decoder(model)
+    timings["export"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    step("lower")
+    with capture_rejections() as reasons:
+        edge = to_edge_transform_and_lower(
+            ep,
+            partitioner=[XnnpackPartitioner()],
+            compile_config=EdgeCompileConfig(_check_ir_validity=False),
+            constant_methods=llm_metadata(model),
+        )
+    delegated, fallbacks = summarize(edge.exported_program().graph_module, reasons)
+    timings["lower"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    step("emit")
+    program = edge.to_executorch(ExecutorchBackendConfig(
+        extract_delegate_segments=True,
+        do_quant_fusion_and_const_prop=True,     # else quantized embeddings fail: "Missing out variants"
+        run_reinplace_pass=True,                 # keep the KV cache update in place (no whole-cache copy)
+        memory_planning_pass=MemoryPlanningPass(alloc_graph_input=False),
+    ))
+    planned = sum(int(b) for b in program.executorch_program.execution_plan[0].non_const_buffer_sizes)
+    timings["emit"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    step("write")
+    write_bytes_atomic(out / ARTIFACT, program.buffer)
+    timings["write"] = time.perf_counter() - t0
+
+    return LowerResult(artifacts=[ARTIFACT], delegated=delegated, fallbacks=fallbacks,
+                       planned_arena_bytes=planned, timings_s=timings,
+                       metadata={"methods": sorted(["forward", *llm_metadata(model)])})

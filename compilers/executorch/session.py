@@ -1,0 +1,34 @@
+"""Run a .pte in Python through ExecuTorch's runtime (the host-side reference for the native runner)."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def _register_kernels() -> None:
+    # Quantized bundles use quantized_decomposed::* ops (embedding_byte, ...): their kernels live here.
+    import executorch.kernels.quantized  # noqa: F401
+
+
+class ExecuTorchSession:
+    """forward(ids, start_pos) -> last-position logits [V] float32; the KV cache lives in the program."""
+
+    def __init__(self, pte: Path, threads: int | None = None):
+        from executorch.runtime import Runtime
+        _register_kernels()
+        t0 = time.perf_counter()
+        self._program = Runtime.get().load_program(Path(pte))
+        self._method = self._program.load_method("forward")
+        self.load_ms = (time.perf_counter() - t0) * 1e3
+
+    def metadata(self, name: str):
+        return self._program.load_method(name).execute([])[0]
+
+    def forward(self, ids: list[int], start_pos: int) -> np.ndarray:
+        tokens = torch.tensor([ids], dtype=torch.long)                     # [1, T]
+        pos = torch.arange(start_pos, start_pos + len(ids), dtype=torch.long)  # [T]
+        logits = self._method.execute([tokens, pos])[0]                      # [1, V]
+        return logits.reshape(-1, logits.shape[-1])[-1].float().numpy()
