@@ -1,0 +1,43 @@
+"""edgeslm export CHECKPOINT --backend B --target T --quant Q -o OUT"""
+from __future__ import annotations
+
+from edgeslm.cli.common import add_output_flags, human_bytes, print_json, print_table
+
+
+def add_arguments(parser) -> None:
+    from edgeslm.compilers import COMPILERS
+    from edgeslm.quant import RECIPES
+    from edgeslm.targets import TARGETS
+    parser.add_argument("checkpoint", help="HF checkpoint dir, HF cache dir (models--org--name) or .gguf file")
+    parser.add_argument("--backend", default="executorch", choices=sorted(COMPILERS))
+    parser.add_argument("--target", default="host", help=f"one of: {', '.join(sorted(TARGETS))}")
+    parser.add_argument("--quant", default="fp32", help=f"recipe: {', '.join(RECIPES)} or a recipe .json file")
+    parser.add_argument("--max-seq-len", type=int, default=None, help="context of the bundle (default: min(model, 2048))")
+    parser.add_argument("-o", "--out", required=True, help="bundle directory to write")
+    parser.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    add_output_flags(parser)
+
+
+def run(args) -> int:
+    from edgeslm import api
+    bundle = api.export(args.checkpoint, out=args.out, backend=args.backend, target=args.target, quant=args.quant,
+                        max_seq_len=args.max_seq_len, force=args.force, progress=not (args.quiet or args.json))
+    m = bundle.manifest
+    if args.json:
+        print_json(dict(m, path=str(bundle.path)))
+        return 0
+    acc = m["accuracy"]
+    low = m["lowering"]
+    print_table(f"bundle {bundle.path}", [
+        ("model", f"{m['model']['architecture']} ({m['model']['parameters'] / 1e6:.1f} M params)"),
+        ("backend / target / quant", f"{m['backend']} / {m['target']['name']} / {m['quant']['name']}"),
+        ("artifact", f"{m['artifact']} {human_bytes(m['memory']['artifact_bytes'])}"),
+        ("planned arena", human_bytes(m["memory"]["planned_arena_bytes"])),
+        ("delegated ops", ", ".join(f"{k}: {v}" for k, v in low["delegated"].items()) or "none"),
+        ("ops on CPU kernels", ", ".join(f"{f['op']}x{f['count']}" for f in low["fallbacks"]) or "none"),
+        ("top-1 agreement vs float", f"{acc['top1_agreement']:.4f} over {acc['positions']} positions"),
+        ("KL(float || bundle)", f"{acc['kl_mean']:.2e} mean, {acc['kl_max']:.2e} max"),
+        ("greedy tokens match float", str(acc["greedy_match"])),
+        ("export time", f"{m['export_seconds']:.1f} s"),
+    ])
+    return 0

@@ -1,0 +1,51 @@
+"""`edgeslm VERB ...`: one table of verbs; each verb module has add_arguments(parser) and run(args) -> int.
+
+User errors (EdgeSLMError) print one line on stderr and exit 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from edgeslm import __version__
+from edgeslm.errors import EdgeSLMError
+
+# verb -> (module under edgeslm.cli, one-line help)
+VERBS = {
+    "export": ("export", "export a checkpoint into a bundle for a backend and target"),
+    "run": ("run", "generate text from a bundle on this host"),
+    "info": ("info", "show a bundle's manifest"),
+    "targets": ("targets", "list device profiles"),
+    "eval": ("evaluate", "perplexity and agreement of a bundle vs its float model on a text file"),
+    "quickstart": ("quickstart", "write the quickstart checkpoint (SmolLM2-135M-Instruct) as an HF directory"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgeslm", description="Export small language models to edge devices.")
+    parser.add_argument("--version", action="version", version=f"edgeslm {__version__}")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for verb, (module, help_text) in VERBS.items():
+        verb_parser = sub.add_parser(verb, help=help_text, description=help_text)
+        mod = importlib.import_module(f"edgeslm.cli.{module}")
+        mod.add_arguments(verb_parser)
+        verb_parser.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except EdgeSLMError as err:
+        print(f"edgeslm {args.verb}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print(f"edgeslm {args.verb}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
