@@ -1,0 +1,85 @@
+"""Attention over a static KV cache, shaped for torch.export and XNNPACK (batch size 1).
+
+Per call: q/k/v projections -> optional q/k RMSNorm -> RoPE -> cache update at `input_pos`
+(KVCache.update, the seam other backends replace) -> grouped-query attention as two `bmm`s over
+KV-head groups, without expanding the cache -> output projection.
+
+Layout choices (see NOTES.md "Exporting decoders"): the K cache is stored transposed [H_kv, D, S]
+so scores are a plain bmm; queries are regrouped to [H_kv, rep*T, D] so each KV head serves its
+`rep` query heads in one bmm; the additive mask is built once per call by the Decoder, already
+tiled to [rep*T, S].
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import DecoderConfig
+from .layers import RMSNorm
+from .rope import apply_rotary
+
+
+class KVCache(nn.Module):
+    """In-place static cache written with `index_put_` at `input_pos` (ExecuTorch's reinplace pass
+    keeps it in place). Subclass and override `update` for another strategy."""
+
+    def __init__(self, num_kv_heads: int, head_dim: int, max_seq_len: int, dtype: torch.dtype):
+        super().__init__()
+        self.register_buffer("k", torch.zeros(num_kv_heads, head_dim, max_seq_len, dtype=dtype),
+                             persistent=False)   # [H_kv, D, S]  (transposed: scores = q @ k)
+        self.register_buffer("v", torch.zeros(num_kv_heads, max_seq_len, head_dim, dtype=dtype),
+                             persistent=False)   # [H_kv, S, D]
+
+    def update(self, input_pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """k, v: [H_kv, T, D] for positions input_pos [T]. Returns the whole cache (k [H_kv, D, S],
+        v [H_kv, S, D]); entries past the newest position are masked by the caller."""
+        self.k[:, :, input_pos] = k.transpose(1, 2)
+        self.v[:, input_pos] = v
+        return self.k, self.v
+
+    def reset(self) -> None:
+        self.k.zero_()
+        self.v.zero_()
+
+    def init_buffers(self) -> None:
+        self.reset()
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: DecoderConfig, max_seq_len: int, dtype: torch.dtype, kv_cache: type[KVCache] = KVCache):
+        super().__init__()
+        h, hkv, d = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
+        self.num_heads, self.num_kv_heads, self.head_dim, self.rep = h, hkv, d, h // hkv
+        self.scale, self.softcap = cfg.attn_scale, cfg.attn_softcap
+        self.q_proj = nn.Linear(cfg.hidden_size, h * d, bias=cfg.qkv_bias)     # weight [H*D, hidden]
+        self.k_proj = nn.Linear(cfg.hidden_size, hkv * d, bias=cfg.qkv_bias)   # weight [H_kv*D, hidden]
+        self.v_proj = nn.Linear(cfg.hidden_size, hkv * d, bias=cfg.qkv_bias)   # weight [H_kv*D, hidden]
+        self.o_proj = nn.Linear(h * d, cfg.hidden_size, bias=cfg.o_bias)       # weight [hidden, H*D]
+        if cfg.qk_norm:
+            self.q_norm = RMSNorm(d, cfg.rms_norm_eps, cfg.norm_offset)        # over head_dim
+            self.k_norm = RMSNorm(d, cfg.rms_norm_eps, cfg.norm_offset)
+        else:
+            self.q_norm = self.k_norm = None
+        self.cache = kv_cache(hkv, d, max_seq_len, dtype)
+
+    def forward(self, x: torch.Tensor, input_pos: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                mask: torch.Tensor) -> torch.Tensor:
+        """x [1, T, hidden]; input_pos [T]; cos/sin [T, 1, rot]; mask [rep*T, S] additive. -> [1, T, hidden]"""
+        t = x.shape[1]
+        hkv, rep, d = self.num_kv_heads, self.rep, self.head_dim
+        q = self.q_proj(x).view(t, self.num_heads, d)       # [T, H, D]
+        k = self.k_proj(x).view(t, hkv, d)                  # [T, H_kv, D]
+        v = self.v_proj(x).view(t, hkv, d)                  # [T, H_kv, D]
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        # head h = g*rep + r uses KV head g: group the query heads of each KV head, positions inner
+        q = (q * self.scale).view(t, hkv, rep, d).permute(1, 2, 0, 3).reshape(hkv, rep * t, d)  # [H_kv, rep*T, D]
+        k_all, v_all = self.cache.update(input_pos, k.transpose(0, 1), v.transpose(0, 1))
+        scores = torch.bmm(q, k_all)                        # [H_kv, rep*T, S]
+        if self.softcap is not None:
+            scores = torch.tanh(scores / self.softcap) * self.softcap
+        probs = torch.softmax((scores + mask).float(), dim=-1).to(q.dtype)
+        out = torch.bmm(probs, v_all)                       # [H_kv, rep*T, D]
+        out = out.view(hkv, rep, t, d).permute(2, 0, 1, 3).reshape(1, t, self.num_heads * d)  # [1, T, H*D]
+        return self.o_proj(out)
