@@ -1,0 +1,193 @@
+// et_backend.cpp — the ExecuTorch backend: load a .pte through the Module API (mmap) and run forward.
+//
+// Steps at open: register a log hook (ExecuTorch's error text goes into our error messages) ->
+// set the XNNPACK thread pool size -> Module(path, Mmap) -> load (flatbuffer verified, so a corrupt
+// file is an error, not a crash) -> load "forward" (missing kernels / delegates fail here) -> read
+// the constant metadata methods -> sum forward's memory-planned buffers from MethodMeta.
+// Per forward: tokens[1,T] and input_pos[T] int64 wrap preallocated buffers; output logits [1,V]
+// (or [1,T,V]) float32, last row copied out.
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+#include <executorch/extension/module/module.h>
+#include <executorch/extension/tensor/tensor.h>
+#include <executorch/runtime/platform/platform.h>
+#include <executorch/runtime/platform/runtime.h>
+
+#include "../common/backend.h"
+
+// The wheel ships libexecutorch_threadpool.so without its header: declare the calls we use.
+// (Non-virtual members on an opaque pointer: no layout knowledge needed; return types are not
+// part of the mangled names.)
+extern "C" {
+struct pthreadpool;
+size_t pthreadpool_get_threads_count(struct pthreadpool*);
+}
+namespace executorch::extension::threadpool {
+class ThreadPool {
+ public:
+  void _unsafe_reset_threadpool(uint32_t num_threads);  // returns bool upstream; ignored here
+};
+ThreadPool* get_threadpool();
+::pthreadpool* get_pthreadpool();
+}  // namespace executorch::extension::threadpool
+
+namespace edgeslm {
+namespace {
+
+using executorch::aten::ScalarType;
+using executorch::extension::from_blob;
+using executorch::extension::Module;
+using executorch::runtime::Error;
+using executorch::runtime::EValue;
+
+// ---- ExecuTorch log capture: error lines of the current thread, appended to our messages ----
+thread_local std::string g_et_log;  // last error-level ExecuTorch log lines (bounded)
+
+void on_et_log(et_timestamp_t, et_pal_log_level_t level, const char* file, const char*, size_t line,
+               const char* msg, size_t len) {
+  static const bool forward = std::getenv("EDGESLM_LOG") != nullptr;
+  if (forward) std::fprintf(stderr, "[et %c %s:%zu] %.*s\n", (char)level, file, line, (int)len, msg);
+  if (level != kError && level != kFatal) return;
+  std::string text(msg, len);
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  if (g_et_log.size() > 1024) g_et_log.clear();
+  if (!g_et_log.empty()) g_et_log += "; ";
+  g_et_log += text;
+}
+
+void install_log_hook() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    executorch::runtime::runtime_init();
+    executorch::runtime::register_pal(executorch::runtime::PalImpl::create(on_et_log, __FILE__));
+  });
+}
+
+Status et_error(edgeslm_status code, const std::string& what, Error e) {
+  std::string msg = what + ": " + executorch::runtime::to_string(e);
+  if (!g_et_log.empty()) msg += " (" + g_et_log + ")";
+  return Status::Error(code, msg);
+}
+
+class ExecuTorchBackend final : public Backend {
+ public:
+  const char* name() const override { return "executorch"; }
+  const ModelInfo& info() const override { return info_; }
+  int threads() const override { return threads_; }
+
+  Status open(const std::string& path, int threads) {
+    install_log_hook();
+    g_et_log.clear();
+    if (threads > 0) executorch::extension::threadpool::get_threadpool()->_unsafe_reset_threadpool(threads);
+    threads_ = (int)pthreadpool_get_threads_count(executorch::extension::threadpool::get_pthreadpool());
+    if (threads_ <= 0) threads_ = 1;
+
+    module_ = std::make_unique<Module>(path, Module::LoadMode::Mmap);
+    // InternalConsistency verifies the flatbuffer: a corrupt or truncated file returns an error.
+    Error e = module_->load(executorch::runtime::Program::Verification::InternalConsistency);
+    if (e != Error::Ok) return et_error(EDGESLM_ERR_LOAD, "cannot load program " + path, e);
+    e = module_->load_method("forward");
+    if (e != Error::Ok) return et_error(EDGESLM_ERR_LOAD, "cannot load method 'forward'", e);
+
+    Status st = read_metadata();
+    if (!st.ok()) return st;
+    auto meta = module_->method_meta("forward");
+    if (!meta.ok()) return et_error(EDGESLM_ERR_LOAD, "no method meta for 'forward'", meta.error());
+    for (size_t i = 0; i < meta->num_memory_planned_buffers(); ++i) {
+      auto size = meta->memory_planned_buffer_size(i);
+      if (size.ok()) info_.planned_arena_bytes += *size;
+    }
+    tokens_.assign((size_t)info_.max_seq_len, 0);
+    positions_.assign((size_t)info_.max_seq_len, 0);
+    return Status::Ok();
+  }
+
+  Status forward(const int64_t* ids, size_t n, int64_t start_pos, float* logits_out) override {
+    g_et_log.clear();
+    // tokens [1, n] and input_pos [n] int64 views over preallocated [max_seq_len] buffers.
+    std::memcpy(tokens_.data(), ids, n * sizeof(int64_t));
+    for (size_t i = 0; i < n; ++i) positions_[i] = start_pos + (int64_t)i;
+    auto tokens = from_blob(tokens_.data(), {1, (int)n}, ScalarType::Long);
+    auto pos = from_blob(positions_.data(), {(int)n}, ScalarType::Long);
+    auto out = module_->execute("forward", {EValue(*tokens), EValue(*pos)});
+    if (!out.ok()) return et_error(EDGESLM_ERR_RUNTIME, "forward failed", out.error());
+    if (out->empty() || !(*out)[0].isTensor())
+      return Status::Error(EDGESLM_ERR_RUNTIME, "forward returned no tensor");
+    const auto& logits = (*out)[0].toTensor();  // [1, V] (or [1, T, V]: take the last row)
+    if (logits.scalar_type() != ScalarType::Float)
+      return Status::Error(EDGESLM_ERR_RUNTIME, "forward returned non-float32 logits");
+    const int64_t v = info_.vocab_size;
+    if (logits.numel() < v || logits.size(logits.dim() - 1) != v)
+      return Status::Error(EDGESLM_ERR_RUNTIME, "logits last dimension != vocab size");
+    std::memcpy(logits_out, logits.const_data_ptr<float>() + (logits.numel() - v), v * sizeof(float));
+    return Status::Ok();
+  }
+
+ private:
+  // Runs a constant method; returns its outputs (empty if the method is absent).
+  Status constant(const char* method, std::vector<EValue>* values, bool required) {
+    auto names = module_->method_names();
+    if (!names.ok() || names->count(method) == 0) {
+      if (!required) return Status::Ok();
+      return Status::Error(EDGESLM_ERR_LOAD, std::string("model has no metadata method '") + method +
+                                                 "' (not an edgeslm/ExecuTorch LLM export)");
+    }
+    auto out = module_->execute(method);
+    if (!out.ok()) return et_error(EDGESLM_ERR_LOAD, std::string("metadata method ") + method, out.error());
+    *values = std::move(*out);
+    return Status::Ok();
+  }
+
+  static bool as_int(const std::vector<EValue>& v, int64_t* out) {
+    if (v.empty()) return false;
+    if (v[0].isInt()) { *out = v[0].toInt(); return true; }
+    if (v[0].isBool()) { *out = v[0].toBool() ? 1 : 0; return true; }
+    return false;
+  }
+
+  Status read_metadata() {
+    std::vector<EValue> v;
+    Status st = constant("get_max_seq_len", &v, true);
+    if (!st.ok() || !as_int(v, &info_.max_seq_len) || info_.max_seq_len <= 0)
+      return st.ok() ? Status::Error(EDGESLM_ERR_LOAD, "bad get_max_seq_len") : st;
+    v.clear();
+    st = constant("get_vocab_size", &v, true);
+    if (!st.ok() || !as_int(v, &info_.vocab_size) || info_.vocab_size <= 0)
+      return st.ok() ? Status::Error(EDGESLM_ERR_LOAD, "bad get_vocab_size") : st;
+    v.clear();
+    if (!(st = constant("get_bos_id", &v, false)).ok()) return st;
+    if (!as_int(v, &info_.bos_id)) info_.bos_id = -1;
+    v.clear();
+    if (!(st = constant("get_eos_ids", &v, false)).ok()) return st;
+    for (const auto& e : v)
+      if (e.isInt()) info_.eos_ids.push_back(e.toInt());
+    return Status::Ok();
+  }
+
+  std::unique_ptr<Module> module_;
+  ModelInfo info_;
+  int threads_ = 1;
+  std::vector<int64_t> tokens_;     // [max_seq_len] staging for the tokens input
+  std::vector<int64_t> positions_;  // [max_seq_len] staging for input_pos
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> open_executorch(const std::string& pte_path, int threads, Status* err) {
+  struct stat sb;
+  if (stat(pte_path.c_str(), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    *err = Status::Error(EDGESLM_ERR_NOT_FOUND, pte_path + ": no such file");
+    return nullptr;
+  }
+  auto backend = std::make_unique<ExecuTorchBackend>();
+  *err = backend->open(pte_path, threads);
+  if (!err->ok()) return nullptr;
+  return backend;
+}
+
+}  // namespace edgeslm
