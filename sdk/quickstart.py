@@ -271,6 +271,8 @@ def _is_complete(out_dir: Path, gguf_path: Path) -> bool:
 
 
 def _move_into_place(tmp: Path, out_dir: Path, gguf_path: Path) -> None:
+    if _is_complete(out_dir, gguf_path):  # a concurrent run finished first: keep its dir, drop ours
+        return
     old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
     if out_dir.exists():  # an empty dir or an older/other conversion (checked by the caller)
         out_dir.rename(old)
