@@ -2,7 +2,8 @@
  *
  *   test_capi                      error paths that need no model: bad arguments, missing dir,
  *                                  missing model.pte, garbage model.pte
- *   test_capi BUNDLE [SCRATCH]     + a real bundle: metadata, state errors, prompt too long,
+ *   test_capi BUNDLE|- [SCRATCH]   ("-": bundle from $EDGESLM_TEST_BUNDLE, exit 77 = skip if unset)
+ *                                  + a real bundle: metadata, state errors, prompt too long,
  *                                  stepwise == generate, seeded sampling, context end, truncated
  *                                  and corrupted copies of BUNDLE/model.pte (must fail, not crash)
  */
@@ -227,9 +228,15 @@ int main(int argc, char** argv) {
   const char* scratch = argc > 2 ? argv[2] : mkdtemp(tmpl);
   mkdir(scratch, 0755);
   test_errors_without_model(scratch);
-  if (argc > 1) {
-    test_with_bundle(argv[1]);
-    test_corrupt_copies(argv[1], scratch);
+  /* The bundle comes from argv[1] or $EDGESLM_TEST_BUNDLE; "-" = required but absent -> skip (77). */
+  const char* bundle = argc > 1 ? argv[1] : NULL;
+  if (bundle && strcmp(bundle, "-") == 0) {
+    bundle = getenv("EDGESLM_TEST_BUNDLE");
+    if (!bundle || !*bundle) { printf("SKIP: set EDGESLM_TEST_BUNDLE to a bundle dir\n"); return 77; }
+  }
+  if (bundle) {
+    test_with_bundle(bundle);
+    test_corrupt_copies(bundle, scratch);
   }
   printf("%s (%d failures)\n", g_failures ? "FAILED" : "OK", g_failures);
   return g_failures ? 1 : 0;
