@@ -62,24 +62,24 @@ class Attention(nn.Module):
             self.q_norm = self.k_norm = None
         self.cache = kv_cache(hkv, d, max_seq_len, dtype)
 
-    def forward(self, x: torch.Tensor, input_pos: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+    def forward(self, x: torch.Tensor, input_pos: torch.Tensor, rope: tuple[torch.Tensor, ...],
                 mask: torch.Tensor) -> torch.Tensor:
-        """x [1, T, hidden]; input_pos [T]; cos/sin [T, 1, rot]; mask [rep*T, S] additive. -> [1, T, hidden]"""
-        t = x.shape[1]
+        """x [1, T, hidden]; input_pos [T]; rope (cos, sin [T, 1, D], R [D, D]); mask [rep*T, S] additive.
+        -> [1, T, hidden]. Views name the dynamic T as -1 (XNNPACK delegates those, not symbolic ones)."""
         hkv, rep, d = self.num_kv_heads, self.rep, self.head_dim
-        q = self.q_proj(x).view(t, self.num_heads, d)       # [T, H, D]
-        k = self.k_proj(x).view(t, hkv, d)                  # [T, H_kv, D]
-        v = self.v_proj(x).view(t, hkv, d)                  # [T, H_kv, D]
+        q = self.q_proj(x).view(-1, self.num_heads, d)      # [T, H, D]
+        k = self.k_proj(x).view(-1, hkv, d)                 # [T, H_kv, D]
+        v = self.v_proj(x).view(-1, hkv, d)                 # [T, H_kv, D]
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        q, k = apply_rotary(q, rope), apply_rotary(k, rope)
         # head h = g*rep + r uses KV head g: group the query heads of each KV head, positions inner
-        q = (q * self.scale).view(t, hkv, rep, d).permute(1, 2, 0, 3).reshape(hkv, rep * t, d)  # [H_kv, rep*T, D]
+        q = (q * self.scale).view(-1, hkv, rep, d).permute(1, 2, 0, 3).reshape(hkv, -1, d)  # [H_kv, rep*T, D]
         k_all, v_all = self.cache.update(input_pos, k.transpose(0, 1), v.transpose(0, 1))
         scores = torch.bmm(q, k_all)                        # [H_kv, rep*T, S]
         if self.softcap is not None:
             scores = torch.tanh(scores / self.softcap) * self.softcap
         probs = torch.softmax((scores + mask).float(), dim=-1).to(q.dtype)
         out = torch.bmm(probs, v_all)                       # [H_kv, rep*T, D]
-        out = out.view(hkv, rep, t, d).permute(2, 0, 1, 3).reshape(1, t, self.num_heads * d)  # [1, T, H*D]
+        out = out.view(hkv, rep, -1, d).permute(2, 0, 1, 3).reshape(1, -1, self.num_heads * d)  # [1, T, H*D]
         return self.o_proj(out)

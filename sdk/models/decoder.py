@@ -37,8 +37,8 @@ class Block(nn.Module):
             self.pre_feedforward_layernorm = RMSNorm(cfg.hidden_size, eps, off)
             self.post_feedforward_layernorm = RMSNorm(cfg.hidden_size, eps, off)
 
-    def forward(self, x, input_pos, cos, sin, mask):
-        h = self.self_attn(self.input_layernorm(x), input_pos, cos, sin, mask)
+    def forward(self, x, input_pos, rope, mask):
+        h = self.self_attn(self.input_layernorm(x), input_pos, rope, mask)
         if self.sandwich:
             x = x + self.post_attention_layernorm(h)
             return x + self.post_feedforward_layernorm(self.mlp(self.pre_feedforward_layernorm(x)))
@@ -116,10 +116,9 @@ class Decoder(nn.Module):
         if self.embed_scale != 1.0:
             x = x * self.embed_scale
         masks = self._masks(input_pos, x.dtype)
-        ropes = {kind: rot(input_pos) for kind, rot in self.rotary.items()}  # cos/sin [T, 1, rot]
+        ropes = {kind: rot(input_pos) for kind, rot in self.rotary.items()}  # cos/sin [T, 1, D], R [D, D]
         for layer in self.layers:
-            cos, sin = ropes.get(layer.layer_type, ropes[FULL])
-            x = layer(x, input_pos, cos, sin, masks[layer.layer_type])
+            x = layer(x, input_pos, ropes.get(layer.layer_type, ropes[FULL]), masks[layer.layer_type])
         x = self.norm(x)
         if not self.full_logits:
             x = x[:, -1, :]                                                 # [1, hidden]

@@ -6,6 +6,11 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def infer_dynamic(shape) -> list[int]:
+    """A view shape with the (one) symbolic dim as -1: XNNPACK delegates such views, not symbolic ones."""
+    return [d if isinstance(d, int) else -1 for d in shape]
+
+
 class RMSNorm(nn.Module):
     """x / rms(x) * (offset + w), computed in float32 as transformers does.
 
@@ -18,8 +23,11 @@ class RMSNorm(nn.Module):
         self.eps, self.offset = eps, offset
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = x.float()
-        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        """x [..., A, dim] (rank 3). The mean runs on a rank-4 view over dims (2, 3), the only form
+        XNNPACK delegates (global average pooling); the -1 views keep the dynamic dim inferred."""
+        shape = infer_dynamic(x.shape)
+        h = x.float().unsqueeze(-1)                                         # [B, A, dim, 1]
+        h = (h * torch.rsqrt(h.pow(2).mean((2, 3), keepdim=True) + self.eps)).view(shape)
         if self.offset:
             return (h * (self.offset + self.weight.float())).type_as(x)
         return self.weight * h.type_as(x)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .config import RopeConfig
@@ -41,12 +42,25 @@ def inverse_frequencies(rope: RopeConfig, head_dim: int) -> torch.Tensor:
 
 
 def rope_tables(rope: RopeConfig, head_dim: int, max_seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos, sin [max_seq_len, rot_dim] float32 on the CPU."""
+    """cos, sin [max_seq_len, head_dim] float32 on the CPU. Dims past rot_dim (partial rotary) get
+    cos 1 and sin 0, so they pass through without slicing."""
     with torch.device("cpu"):
         inv_freq = inverse_frequencies(rope, head_dim)
         angles = torch.arange(max_seq_len, dtype=torch.int64).float()[:, None] * inv_freq[None, :]
-    angles = torch.cat((angles, angles), dim=-1)                        # [S, rot_dim]
-    return angles.cos() * rope.attention_factor, angles.sin() * rope.attention_factor
+        angles = torch.cat((angles, angles), dim=-1)                    # [S, rot_dim]
+        cos, sin = angles.cos() * rope.attention_factor, angles.sin() * rope.attention_factor
+        pad = head_dim - angles.shape[1]
+        return (torch.cat((cos, torch.ones(max_seq_len, pad)), -1), torch.cat((sin, torch.zeros(max_seq_len, pad)), -1))
+
+
+def rotate_half_matrix(rot_dim: int, head_dim: int) -> torch.Tensor:
+    """R [head_dim, head_dim] with x @ R.T == cat(-x2, x1) on the first rot_dim dims, 0 elsewhere.
+    A matmul by a constant is delegated by XNNPACK; slicing a dynamic-shape tensor is not."""
+    r, half = torch.zeros(head_dim, head_dim, device="cpu"), rot_dim // 2
+    for j in range(half):
+        r[j, j + half] = -1.0
+        r[j + half, j] = 1.0
+    return r
 
 
 class Rotary(nn.Module):
@@ -55,9 +69,9 @@ class Rotary(nn.Module):
     def __init__(self, rope: RopeConfig, head_dim: int, max_seq_len: int, dtype: torch.dtype = torch.float32):
         super().__init__()
         self.rope, self.head_dim = rope, head_dim
-        rot = rotary_dim(rope, head_dim)
-        self.register_buffer("cos", torch.empty(max_seq_len, rot, dtype=dtype), persistent=False)  # [S, rot]
-        self.register_buffer("sin", torch.empty(max_seq_len, rot, dtype=dtype), persistent=False)  # [S, rot]
+        self.register_buffer("cos", torch.empty(max_seq_len, head_dim, dtype=dtype), persistent=False)  # [S, D]
+        self.register_buffer("sin", torch.empty(max_seq_len, head_dim, dtype=dtype), persistent=False)  # [S, D]
+        self.register_buffer("rot", torch.empty(head_dim, head_dim, dtype=dtype), persistent=False)     # [D, D]
         self.init_buffers()
 
     def init_buffers(self) -> None:
@@ -67,21 +81,14 @@ class Rotary(nn.Module):
         cos, sin = rope_tables(self.rope, self.head_dim, self.cos.shape[0])
         self.cos.copy_(cos)
         self.sin.copy_(sin)
+        self.rot.copy_(rotate_half_matrix(rotary_dim(self.rope, self.head_dim), self.head_dim))
 
-    def forward(self, input_pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # [T, 1, rot_dim] each: broadcast over heads of a [T, H, D] tensor
-        return self.cos[input_pos].unsqueeze(1), self.sin[input_pos].unsqueeze(1)
-
-
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    def forward(self, input_pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        # cos/sin [T, 1, D]: broadcast over the heads of a [T, H, D] tensor; rot [D, D]
+        return self.cos[input_pos].unsqueeze(1), self.sin[input_pos].unsqueeze(1), self.rot
 
 
-def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x [T, H, D]; cos/sin [T, 1, rot_dim]; rotates the first rot_dim dims, passes the rest."""
-    rot = cos.shape[-1]
-    if rot == x.shape[-1]:
-        return x * cos + _rotate_half(x) * sin
-    x_rot, x_pass = x[..., :rot], x[..., rot:]
-    return torch.cat((x_rot * cos + _rotate_half(x_rot) * sin, x_pass), dim=-1)
+def apply_rotary(x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """x [T, H, D] -> x * cos + rotate_half(x) * sin, rotate_half as a matmul by the constant R."""
+    cos, sin, rot = rope
+    return x * cos + F.linear(x, rot) * sin
