@@ -175,7 +175,7 @@ def run(bundle_path: str | Path, prompt: str, *, max_new_tokens: int = 64, tempe
     else:
         prompt_ids = tokenizer.encode(prompt)
     session = open_session(bundle)
-    stream = tokenizer.stream_decoder()
+    stream = tokenizer.stream()
 
     def on_token(token: int) -> None:
         piece = stream.push(token)
