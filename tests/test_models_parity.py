@@ -16,7 +16,7 @@ import torch
 
 from edgeslm.errors import EdgeSLMError
 from edgeslm.ingest import load_checkpoint
-from edgeslm.models import FULL, SLIDING, SUPPORTED_ARCHITECTURES, DecoderConfig
+from edgeslm.models import FULL, SLIDING, SUPPORTED_ARCHITECTURES, DecoderConfig, SliceKVCache
 from tiny_checkpoints import FAMILIES
 
 PREFILL, DECODE, MAX_SEQ_LEN, TOL = 7, 16, 64, 1e-4
@@ -73,7 +73,7 @@ def test_sliding_window_is_shorter_than_the_test_and_matters(family, tiny_checkp
 
 
 def _export(model, max_seq_len: int):
-    seq = torch.export.Dim("seq", min=1, max=max_seq_len)
+    seq = torch.export.Dim("seq", min=1, max=max_seq_len)   # the whole cache in one prefill
     return torch.export.export(model, (_prompt(), torch.arange(PREFILL)), dynamic_shapes=({1: seq}, {0: seq}),
                                strict=False)
 
@@ -108,6 +108,21 @@ def test_export_accepts_a_prefill_of_max_seq_len(tiny_checkpoint):
     model.reset_cache()
     tokens = _prompt(32)
     assert torch.allclose(ep.module()(tokens, torch.arange(32)), model(tokens, torch.arange(32)), atol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["llama", "gemma3"])
+def test_slice_kv_cache_exports_with_seq_up_to_max_seq_len_minus_1(family, tiny_checkpoint):
+    """The CoreML-style cache (slice write at input_pos[0]) is a drop-in for the index_put one."""
+    path = tiny_checkpoint(family)
+    reference = load_checkpoint(path, max_seq_len=MAX_SEQ_LEN).model
+    model = load_checkpoint(path, max_seq_len=MAX_SEQ_LEN, kv_cache=SliceKVCache).model
+    model.full_logits = reference.full_logits = False
+    ep = _export(model, MAX_SEQ_LEN - 1)
+    eager_tokens, eager_logits = _generate(reference)
+    exported_tokens, exported_logits = _generate(ep.module())
+    assert exported_tokens == eager_tokens
+    for a, b in zip(eager_logits, exported_logits):
+        assert (a - b).abs().max() <= 1e-5
 
 
 def test_llama_lowers_to_executorch_xnnpack_and_pte_gives_eager_greedy_tokens(tiny_checkpoint, tmp_path):

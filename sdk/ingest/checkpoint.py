@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from edgeslm.errors import EdgeSLMError
-from edgeslm.models import Decoder, DecoderConfig
+from edgeslm.models import Decoder, DecoderConfig, KVCache
 
 from . import locate
 from .safetensors_files import read_header, sha256_files
@@ -45,8 +45,10 @@ def default_max_seq_len(config: DecoderConfig) -> int:
     return limit
 
 
-def load_checkpoint(path: str | Path, max_seq_len: int | None = None,
-                    dtype: torch.dtype = torch.float32) -> LoadedCheckpoint:
+def load_checkpoint(path: str | Path, max_seq_len: int | None = None, dtype: torch.dtype = torch.float32,
+                    *, kv_cache: type[KVCache] = KVCache) -> LoadedCheckpoint:
+    """Load an HF checkpoint directory offline. max_seq_len defaults to default_max_seq_len(config);
+    kv_cache picks the cache update strategy (e.g. SliceKVCache for CoreML)."""
     root = locate.resolve_checkpoint_dir(path)
     locate.check_is_checkpoint(root)
     hf_config = locate.read_json(root / "config.json", required=True,
@@ -70,7 +72,7 @@ def load_checkpoint(path: str | Path, max_seq_len: int | None = None,
     where = files[0] if len(files) == 1 else root / locate.INDEX_NAME
     max_seq_len = max_seq_len or default_max_seq_len(config)
     with torch.device("meta"):
-        model = Decoder(config, max_seq_len, dtype=dtype)
+        model = Decoder(config, max_seq_len, dtype=dtype, kv_cache=kv_cache)
     sources = check(model, sources, config.tie_word_embeddings, where)
     model = model.to(dtype).to_empty(device="cpu")
     model.tie_weights()

@@ -45,6 +45,20 @@ class KVCache(nn.Module):
         self.reset()
 
 
+class SliceKVCache(KVCache):
+    """Writes the T new positions as one slice at start = input_pos[0] (positions must be contiguous).
+    What CoreML's stateful conversion and ExecuTorch's CoreML partitioner need (NOTES.md). Export
+    with seq max = max_seq_len - 1: the slice bounds add a `seq != max_seq_len` guard."""
+
+    def update(self, input_pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        start = input_pos[0].item()
+        torch._check(start >= 0)
+        torch._check(start + k.shape[1] <= self.k.shape[2])
+        self.k[:, :, start:start + k.shape[1]] = k.transpose(1, 2)
+        self.v[:, start:start + k.shape[1]] = v
+        return self.k, self.v
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: DecoderConfig, max_seq_len: int, dtype: torch.dtype, kv_cache: type[KVCache] = KVCache):
         super().__init__()
