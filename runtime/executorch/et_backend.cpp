@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <atomic>
 #include <mutex>
 
 #include <executorch/extension/module/module.h>
@@ -60,12 +61,31 @@ void on_et_log(et_timestamp_t, et_pal_log_level_t level, const char* file, const
   g_et_log += text;
 }
 
+// Checked at every open: another ExecuTorch user in the process (e.g. the Python runtime's module)
+// may have registered its own PAL since, which would hide error text from our messages.
 void install_log_hook() {
   static std::once_flag once;
-  std::call_once(once, [] {
-    executorch::runtime::runtime_init();
+  std::call_once(once, [] { executorch::runtime::runtime_init(); });
+  const auto* pal = executorch::runtime::get_pal_impl();
+  if (pal == nullptr || pal->emit_log_message != &on_et_log)
     executorch::runtime::register_pal(executorch::runtime::PalImpl::create(on_et_log, __FILE__));
-  });
+}
+
+// Live ExecuTorch models of this library. The XNNPACK delegate keeps the pthreadpool pointer it saw
+// at method load, so resizing the pool under a loaded program is a use-after-free: resize only when
+// none of ours is alive (programs loaded by others in the process, e.g. Python, cannot be seen: the
+// C API documents threads = 0 for that case).
+std::atomic<int> g_live_models{0};
+
+int set_threads(int wanted) {
+  namespace tp = executorch::extension::threadpool;
+  tp::ThreadPool* pool = tp::get_threadpool();  // created on first use with the performant core count
+  int current = (int)pthreadpool_get_threads_count(tp::get_pthreadpool());
+  if (pool != nullptr && wanted > 0 && wanted != current && g_live_models.load() == 0) {
+    pool->_unsafe_reset_threadpool((uint32_t)wanted);
+    current = (int)pthreadpool_get_threads_count(tp::get_pthreadpool());
+  }
+  return current > 0 ? current : 1;
 }
 
 Status et_error(edgeslm_status code, const std::string& what, Error e) {
@@ -76,6 +96,10 @@ Status et_error(edgeslm_status code, const std::string& what, Error e) {
 
 class ExecuTorchBackend final : public Backend {
  public:
+  ~ExecuTorchBackend() override {
+    module_.reset();  // unload the program before another open may resize the pool
+    if (counted_) --g_live_models;
+  }
   const char* name() const override { return "executorch"; }
   const ModelInfo& info() const override { return info_; }
   int threads() const override { return threads_; }
@@ -83,9 +107,9 @@ class ExecuTorchBackend final : public Backend {
   Status open(const std::string& path, int threads) {
     install_log_hook();
     g_et_log.clear();
-    if (threads > 0) executorch::extension::threadpool::get_threadpool()->_unsafe_reset_threadpool(threads);
-    threads_ = (int)pthreadpool_get_threads_count(executorch::extension::threadpool::get_pthreadpool());
-    if (threads_ <= 0) threads_ = 1;
+    threads_ = set_threads(threads);
+    ++g_live_models;
+    counted_ = true;
 
     module_ = std::make_unique<Module>(path, Module::LoadMode::Mmap);
     // InternalConsistency verifies the flatbuffer: a corrupt or truncated file returns an error.
@@ -172,6 +196,7 @@ class ExecuTorchBackend final : public Backend {
   std::unique_ptr<Module> module_;
   ModelInfo info_;
   int threads_ = 1;
+  bool counted_ = false;            // counted in g_live_models
   std::vector<int64_t> tokens_;     // [max_seq_len] staging for the tokens input
   std::vector<int64_t> positions_;  // [max_seq_len] staging for input_pos
 };

@@ -22,8 +22,11 @@
  *   - edgeslm_get_logits returns a borrowed pointer into the model, valid until the next call that
  *     runs the model (prefill, decode_step, generate, reset) or close.
  *   - A model is not thread-safe: use one model from one thread at a time. Distinct models are
- *     independent, but the ExecuTorch backend shares one CPU thread pool per process (the last
- *     edgeslm_open's `threads` wins).
+ *     independent, but the ExecuTorch backend shares one CPU thread pool per process: options.threads
+ *     resizes it only when no other edgeslm model is open (otherwise the current size is kept;
+ *     edgeslm_stats.threads reports the real count). In a process where other code also runs
+ *     ExecuTorch programs (e.g. the Python runtime), pass threads = 0: resizing the pool under a
+ *     loaded XNNPACK program is unsafe.
  *
  * Errors never abort the process: every fallible call returns an edgeslm_status and leaves a one-line
  * message in edgeslm_last_error. A model whose forward failed stays usable after edgeslm_reset.
@@ -74,7 +77,7 @@ typedef struct edgeslm_model edgeslm_model; /* opaque */
 /* Open options. Initialize with edgeslm_options_init, then set fields. */
 typedef struct edgeslm_options {
   uint32_t struct_size; /* = sizeof(edgeslm_options); set by edgeslm_options_init */
-  int32_t threads;      /* CPU threads for the backend; <= 0: backend default (all cores) */
+  int32_t threads;      /* CPU threads; <= 0: keep the process's pool (default: performant cores) */
 } edgeslm_options;
 
 /* Sampling / generation settings. Initialize with edgeslm_gen_config_init (greedy, 128 tokens). */

@@ -110,7 +110,7 @@ class NativeModel:
         handle = ctypes.c_void_p()
         status = self._lib.edgeslm_open(str(bundle_dir).encode(), ctypes.byref(opts), ctypes.byref(handle))
         if status != 0:
-            raise NativeError(status, self._lib.edgeslm_last_error(None).decode(), path=bundle_dir)
+            raise NativeError(status, self._lib.edgeslm_last_error(None).decode())
         self._m = handle
 
     # ---- lifetime ----
