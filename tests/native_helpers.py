@@ -5,6 +5,7 @@
   lowered to XNNPACK in a few seconds. It exercises every path of the C API without the real decoder.
 - `llama_bundle(dir, quant)`: a real tiny llama bundle through `edgeslm.api.export` (the decoder path).
 - `require_qemu()`: skip when qemu-aarch64 / the cross compiler are absent, but fail under CI=true.
+- `once(key, fn)`: process-wide memo, so test modules share one export / build per pytest session.
 """
 from __future__ import annotations
 
@@ -14,6 +15,16 @@ import shutil
 from pathlib import Path
 
 import pytest
+
+_MEMO: dict = {}
+
+
+def once(key, fn):
+    """fn() computed once per process (pytest session) and shared by every test module."""
+    if key not in _MEMO:
+        _MEMO[key] = fn()
+    return _MEMO[key]
+
 
 TOY_VOCAB, TOY_DIM, TOY_SEQ = 64, 16, 32
 TOY_BOS, TOY_EOS = 1, (2, 3)
@@ -95,6 +106,20 @@ def llama_bundle(cache: Path, quant: str, max_seq_len: int = 96) -> Path:
     api.export(ckpt, out=out, backend="executorch", target="host", quant=quant,
                max_seq_len=max_seq_len, force=True, progress=False)
     return out
+
+
+def eager_greedy(bundle: Path, steps: int) -> list[int]:
+    """Greedy tokens of the eager PyTorch decoder for the bundle's first accuracy prompt, with the
+    bundle's quantization recipe applied eagerly (torchao), re-running the whole sequence each step."""
+    from edgeslm import accuracy
+    from edgeslm.ingest import load_checkpoint
+    from edgeslm.quant import load_recipe
+    from edgeslm.quant.apply import apply_recipe
+
+    manifest = json.loads((Path(bundle) / "manifest.json").read_text())
+    model = load_checkpoint(manifest["model"]["source"], max_seq_len=manifest["model"]["max_seq_len"]).model
+    apply_recipe(model, load_recipe(manifest["quant"]["name"]))
+    return accuracy.greedy_eager(model, manifest["accuracy"]["prompts"][0], steps)
 
 
 def planned_arena_from_pte(pte: Path) -> int:
