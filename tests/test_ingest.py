@@ -244,7 +244,16 @@ def test_missing_tensor(ckpt):
     tensors = load_file(ckpt / "model.safetensors")
     del tensors["model.layers.1.mlp.down_proj.weight"]
     save_file(tensors, ckpt / "model.safetensors")
-    _refused(ckpt, "model.safetensors", "missing tensors", "layers.1.mlp.down_proj.weight")
+    _refused(ckpt, "model.safetensors", "missing tensors", "model.layers.1.mlp.down_proj.weight")
+
+
+def test_missing_fused_tensor_is_named_as_in_the_checkpoint(tiny_checkpoint, tmp_path):
+    ckpt = Path(shutil.copytree(tiny_checkpoint("phi3"), tmp_path / "phi3"))
+    tensors = load_file(ckpt / "model.safetensors")
+    del tensors["model.layers.1.self_attn.qkv_proj.weight"]
+    save_file(tensors, ckpt / "model.safetensors")
+    msg = _refused(ckpt, "missing tensors", "model.layers.1.self_attn.qkv_proj.weight")
+    assert "q_proj" not in msg
 
 
 def test_unexpected_tensor(ckpt):

@@ -7,6 +7,7 @@ against the model built from config.json -> copy tensor by tensor (peak memory: 
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +60,8 @@ def check(model: nn.Module, sources: dict[str, Source], tied: bool, where: Path)
     if tied:
         sources = {k: v for k, v in sources.items() if k != "lm_head.weight"}
     need = set(expected) - ({"lm_head.weight"} if tied else set())
-    missing = sorted(need - set(sources))
+    fused = model.config.architecture == "Phi3ForCausalLM"
+    missing = sorted({_hf_name(k, fused) for k in need - set(sources)})
     if missing:
         raise EdgeSLMError(f"missing tensors in the weights: {_names(missing)}", path=where, fix=_MISMATCH_FIX)
     unexpected = sorted({s.info.name for k, s in sources.items() if k not in expected})
@@ -93,6 +95,14 @@ def copy_in(model: nn.Module, sources: dict[str, Source]) -> None:
                         if src.rows is not None:
                             cache = {src.info.name: t}
                     params[name].copy_(t if src.rows is None else t[src.rows[0]:src.rows[1]])
+
+
+def _hf_name(name: str, fused: bool) -> str:
+    """The checkpoint's name for a Decoder parameter (for messages)."""
+    if fused:
+        name = re.sub(r"self_attn\.[qkv]_proj\.weight$", "self_attn.qkv_proj.weight", name)
+        name = re.sub(r"mlp\.(gate|up)_proj\.weight$", "mlp.gate_up_proj.weight", name)
+    return name if name.startswith("lm_head.") else "model." + name
 
 
 def _names(names: list[str], limit: int = 4) -> str:

@@ -90,11 +90,6 @@ class DecoderConfig:
         if SLIDING in self.layer_types and not self.sliding_window:
             raise ValueError("sliding_attention layers need sliding_window")
 
-    @property
-    def rope_for(self) -> dict[str, RopeConfig]:
-        """RoPE per layer type."""
-        return {FULL: self.rope, SLIDING: self.rope_local or self.rope}
-
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["rope"] = self.rope.to_dict()
