@@ -29,7 +29,7 @@ def capture_rejections():
 
     handler = _Handler(level=logging.DEBUG)
     loggers = [logging.getLogger(n) for n in logging.root.manager.loggerDict
-               if n.startswith("executorch.backends.xnnpack")]
+               if n.startswith("executorch.backends.xnnpack.partition")]  # not serialization: it dumps JSON at DEBUG
     saved = [(lg, lg.level, lg.propagate) for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.DEBUG)
