@@ -1,5 +1,6 @@
 """The CLI as a user meets it: subprocesses, exit codes, one-line errors, nothing half-written."""
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -103,3 +104,20 @@ def test_force_replaces_atomically(cli_bundle, tiny_checkpoint, tmp_path):
     assert not (out / "stale.txt").exists()
     assert json.loads((out / "manifest.json").read_text())["model"]["max_seq_len"] == 32
     assert [p.name for p in tmp_path.iterdir()] == ["again"]      # no staging leftovers
+
+
+def test_export_a_gguf_file_directly(tmp_path):
+    from test_quickstart import write_tiny_gguf
+    gguf_file = tmp_path / "tiny.gguf"
+    write_tiny_gguf(gguf_file)
+    out = tmp_path / "b"
+    env_cache = {"EDGESLM_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.run([*EDGESLM, "export", str(gguf_file), "-o", str(out), "--max-seq-len", "32", "--json"],
+                          capture_output=True, text=True, timeout=900, env={**os.environ, **env_cache})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    m = json.loads(proc.stdout)
+    assert m["model"]["config"]["hidden_size"] == 16 and m["accuracy"]["top1_agreement"] == 1.0
+    assert (tmp_path / "cache" / "gguf").is_dir()          # converted once, reused next time
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF\x03\x00\x00\x00 truncated")
+    assert_one_line_error(cli("export", bad, "-o", tmp_path / "o2"), "bad.gguf")

@@ -33,8 +33,10 @@ class KVCache(nn.Module):
     def update(self, input_pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """k, v: [H_kv, T, D] for positions input_pos [T]. Returns the whole cache (k [H_kv, D, S],
         v [H_kv, S, D]); entries past the newest position are masked by the caller."""
-        self.k[:, :, input_pos] = k.transpose(1, 2)
-        self.v[:, input_pos] = v
+        # index_put_ called directly, not `cache[:, :, pos] = x`: Python's setitem strips leading unit dims
+        # of the values (H_kv == 1 -> [D, T]), and ExecuTorch's in-place index_put kernel cannot broadcast.
+        torch.ops.aten.index_put_(self.k, [None, None, input_pos], k.transpose(1, 2))   # values [H_kv, D, T]
+        torch.ops.aten.index_put_(self.v, [None, input_pos], v)                         # values [H_kv, T, D]
         return self.k, self.v
 
     def reset(self) -> None:
