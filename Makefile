@@ -12,7 +12,11 @@ export EDGESLM_CACHE := $(CACHE)/edgeslm
 
 setup: $(STAMP)
 
+APT_PACKAGES := cmake ninja-build g++ gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user
+
 $(STAMP): pyproject.toml
+	# Native toolchains: the host/arm64 runner builds and qemu-aarch64 (skipped when all are present).
+	@dpkg -s $(APT_PACKAGES) >/dev/null 2>&1 || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(APT_PACKAGES))
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch first and exactly: a looser resolution pulls a multi-GB CUDA build.
