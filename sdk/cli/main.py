@@ -19,6 +19,8 @@ VERBS = {
     "targets": ("targets", "list device profiles"),
     "eval": ("evaluate", "perplexity and agreement of a bundle vs its float model on a text file"),
     "quickstart": ("quickstart", "write the quickstart checkpoint (SmolLM2-135M-Instruct) as an HF directory"),
+    "profile": ("profile", "measure a bundle on devices (local, qemu-aarch64) with the native runner"),
+    "build-runner": ("build_runner", "build (or reuse) the native runner folder for a target"),
 }
 
 

@@ -1,9 +1,9 @@
 """The profiling job: one bundle on several devices through the native runner, one metric schema.
 
 Steps of profile(bundle, devices):
-  1. check the input (raises EdgeSLMError, nothing has run yet): the bundle loads and verifies, its
-     backend has a native runner, it records accuracy.prompts/bundle_greedy, every prompt length fits
-     the context, every device spec names a registered driver
+  1. check the input (raises EdgeSLMError, nothing has run yet): every device spec names a registered
+     driver, the bundle loads and verifies, its backend has a native runner, it records
+     accuracy.prompts/bundle_greedy, every prompt length fits the context
   2. prepare each device: build_runner(device.target) (cached) or the given runner folder -> push the
      runner folder and the bundle (content-named remote paths) -> start the runner with --help: a missing
      runtime library is an input error, a crash or hang marks the device "error"
@@ -205,15 +205,15 @@ def profile(bundle_path: str | Path, devices: list, *, prompt_lengths=(16, 128),
 
     if max_new_tokens < 1 or reps < 1 or warmup < 0 or threads < 0 or timeout_s <= 0:
         raise EdgeSLMError("need --max-new-tokens >= 1, --reps >= 1, --threads >= 0 and --timeout > 0")
-    bundle = load_bundle(bundle_path)
-    check_bundle(bundle)
-    lengths = check_lengths(prompt_lengths, bundle.max_seq_len)
     if not devices:
         raise EdgeSLMError("no device given", fix="pass --device local (and/or --device qemu-aarch64)")
     devs = [open_device(d) if isinstance(d, str) else d for d in devices]
     ids = [d.id for d in devs]
     if len(set(ids)) != len(ids):
         raise EdgeSLMError(f"device given twice: {', '.join(sorted({i for i in ids if ids.count(i) > 1}))}")
+    bundle = load_bundle(bundle_path)
+    check_bundle(bundle)
+    lengths = check_lengths(prompt_lengths, bundle.max_seq_len)
     prompt = prompt_tokens(bundle, lengths[-1])
     runner_dirs = runner_dirs or {}
     prepared = [prepare(d, bundle, runner_dirs.get(d.target.name), timeout_s, progress) for d in devs]
