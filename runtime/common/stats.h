@@ -6,7 +6,7 @@
 namespace edgeslm {
 
 double now_ms();                 // monotonic clock, milliseconds
-int64_t peak_rss_bytes();        // getrusage ru_maxrss (under qemu-user: qemu's RSS, not the guest's)
+int64_t peak_rss_bytes();        // Linux VmHWM, else getrusage ru_maxrss (under qemu-user: qemu's own)
 int64_t heap_in_use_bytes();     // mallinfo2: uordblks + hblkhd (guest heap; -1 where unavailable)
 
 }  // namespace edgeslm
