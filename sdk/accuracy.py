@@ -55,11 +55,19 @@ def compare(reference: list[np.ndarray], candidate: list[np.ndarray]) -> dict:
 
 
 def greedy_eager(model, ids: list[int], steps: int) -> list[int]:
-    """Golden tokens: greedy continuation of the float model, re-running the full sequence (no cache)."""
-    seq = list(ids)
-    for _ in range(steps):
-        seq.append(int(eager_logits(model, seq)[-1].argmax()))
-    return seq[len(ids):]
+    """Golden tokens: greedy continuation of the float model through its own KV cache (prefill + decode)."""
+    previous = model.full_logits
+    model.full_logits = False
+    out: list[int] = []
+    try:
+        with torch.no_grad():
+            logits = model(torch.tensor([ids], dtype=torch.long), torch.arange(len(ids), dtype=torch.long))
+            for pos in range(len(ids), len(ids) + steps):
+                out.append(int(logits.reshape(-1, logits.shape[-1])[-1].argmax()))
+                logits = model(torch.tensor([[out[-1]]], dtype=torch.long), torch.tensor([pos], dtype=torch.long))
+    finally:
+        model.full_logits = previous
+    return out
 
 
 def encode_fixed_prompts(tokenizer, max_len: int) -> list[list[int]]:
