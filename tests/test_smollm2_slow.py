@@ -35,8 +35,10 @@ def test_chat_answer_mentions_paris(smollm2_int8):
 def test_manifest_accuracy_of_int8(smollm2_int8):
     m = smollm2_int8.manifest
     acc = m["accuracy"]
-    # A trained 135M model at 8 bits: nearly every argmax survives (measured ~0.97), KL stays small.
-    assert acc["top1_agreement"] >= 0.9, acc
+    # 8-bit weights per channel x 8-bit dynamic per-token activations on a 135M model: measured 0.906 top-1
+    # and KL 0.033 nats over 212 teacher-forced positions (activation outliers cost most of it); a broken
+    # scale or kernel drops to near 0 agreement and KL of several nats.
+    assert acc["top1_agreement"] >= 0.88, acc
     assert acc["kl_mean"] < 0.05, acc
     assert m["model"]["config"]["num_layers"] == 30 and m["model"]["vocab_size"] == 49152
     assert 100e6 < m["memory"]["artifact_bytes"] < 250e6     # int8 of 135M params (+ int8 embeddings)
