@@ -26,7 +26,7 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, default=Path(".cache"))
     parser.add_argument("--quant", default="int8")
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 140)
 
     ckpt = api.quickstart(args.cache / "quickstart-smollm2")
     out = args.cache / "demo" / f"smollm2-executorch-host-{args.quant}"
