@@ -17,7 +17,7 @@ from typing import Callable
 from edgeslm import __version__
 from edgeslm.bundle import Bundle, load_bundle, write_manifest
 from edgeslm.errors import EdgeSLMError
-from edgeslm.fsutil import sha256_file, staged_directory
+from edgeslm.fsutil import staged_directory
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "generation_config.json", "special_tokens_map.json")
 GOLDEN_STEPS = 16

@@ -16,20 +16,8 @@ import pytest
 from edgeslm.errors import EdgeSLMError
 from edgeslm.quickstart import MARKER, find_smollm2_gguf, gguf_to_hf, quickstart
 
-CACHE = Path(__file__).resolve().parents[1] / ".cache" / "quickstart-smollm2"
 CHECKPOINT_FILES = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
                     "generation_config.json"]
-
-
-@pytest.fixture(scope="session")
-def smollm2_dir() -> Path:
-    pytest.importorskip("transformers")
-    pytest.importorskip("gguf")
-    try:
-        find_smollm2_gguf()
-    except EdgeSLMError as err:
-        pytest.skip(str(err))
-    return quickstart(CACHE, progress=False)
 
 
 # ---- the real model

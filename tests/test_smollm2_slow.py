@@ -17,8 +17,8 @@ QUESTION = "What is the capital of France?"
 
 
 @pytest.fixture(scope="module")
-def smollm2_int8():
-    ckpt = api.quickstart(CACHE / "quickstart-smollm2", progress=False)
+def smollm2_int8(smollm2_dir):
+    ckpt = smollm2_dir
     out = CACHE / "demo" / "smollm2-executorch-host-int8"
     try:
         return load_bundle(out)

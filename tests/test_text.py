@@ -14,7 +14,6 @@ import pytest
 from edgeslm.errors import EdgeSLMError
 from edgeslm.text import Sampler, StreamDecoder, Tokenizer, render_chat_template
 
-CACHE = Path(__file__).resolve().parents[1] / ".cache" / "quickstart-smollm2"
 
 TEXTS = [
     "", "Hello world", "The capital of France is Paris.", "  leading and trailing  ", "tabs\tand\nnewlines\n\n\n",
@@ -29,18 +28,6 @@ CONVERSATIONS = [
     [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"},
      {"role": "user", "content": "and 中文?\n\n  spaced  "}],
 ]
-
-
-@pytest.fixture(scope="session")
-def smollm2_dir() -> Path:
-    pytest.importorskip("transformers")
-    pytest.importorskip("gguf")
-    from edgeslm.quickstart import find_smollm2_gguf, quickstart
-    try:
-        find_smollm2_gguf()
-    except EdgeSLMError as err:
-        pytest.skip(str(err))
-    return quickstart(CACHE, progress=False)
 
 
 @pytest.fixture(scope="session")
