@@ -36,7 +36,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_third_party() -> None:
+    """Keep the terminal for edgeslm's own output: torch/torchao/executorch chatter that users cannot act on."""
+    import logging
+    import warnings
+    for category in (FutureWarning, DeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
+    warnings.filterwarnings("ignore", message="Mutation on a buffer")   # the KV cache, by design
+    warnings.filterwarnings("ignore", message="This API is experimental")
+    for name in ("torchao", "torch.utils._pytree", "torch._export", "torch.export"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def main(argv: list[str] | None = None) -> int:
+    quiet_third_party()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
