@@ -88,7 +88,8 @@ def bench(bundle_path: Path, lengths: list[int], new: int, reps: int, qemu: bool
         py = python_runtime(bundle, ids[:n], new, reps, warmup=1)
         run = native["runs"][str(n)]
         rows[n] = {
-            "native": {"ttft_ms": run["ttft_ms"]["samples"], "decode_tokens_per_s": run["decode_tokens_per_s"]["samples"],
+            "native": {"ttft_ms": run["ttft_ms"]["samples"],
+                       "decode_tokens_per_s": run["decode_tokens_per_s"]["samples"],
                        "tokens": run["generated"], "accuracy": native["accuracy"]["status"]},
             "python": py,
             "same_tokens": run["generated"] == py["tokens"],

@@ -6,6 +6,9 @@ works on every transport. argv is always a list handed to exec (never a shell st
 spaces, quotes, `;` or `$(...)` reach the program verbatim. A later ssh/adb driver that must go through
 a remote shell quotes with `shlex.join` in one place, its own run().
 
+Beyond DESIGN.md's id/target/push/run/pull, a device says what its numbers mean (latency_kind,
+rss_note) and describes itself (fingerprint()), so the profiler never asks which kind it is.
+
 Registry: DRIVERS maps a driver name to its class; `open_device("qemu-aarch64:android-arm64")` splits the
 spec at the first ':' and calls `DRIVERS[name].from_spec(rest)`. The CLI lists `--device` from DRIVERS.
 """
@@ -18,9 +21,12 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from edgeslm.errors import EdgeSLMError
+
+if TYPE_CHECKING:
+    from edgeslm.targets import Target
 
 MEASURED = "measured"
 
@@ -38,7 +44,7 @@ class Completed:
 @runtime_checkable
 class Device(Protocol):
     id: str                      # the spec it was opened with: "local", "qemu-aarch64:android-arm64"
-    target: "Target"             # noqa: F821  (edgeslm.targets.Target) whose runner build runs here
+    target: Target               # the target profile whose runner build runs here
     latency_kind: str            # "measured" or "emulated (...)": how far timings speak for the device
     rss_note: str | None         # None: the runner's peak RSS is the device process's own; else why not
 

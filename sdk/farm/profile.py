@@ -174,6 +174,8 @@ def measure(prep: Prepared, bundle: Bundle, prompt: list[int], lengths: list[int
             out = run_json(prep, runner_args(prep, manifest["accuracy"]["prompts"][0],
                                              max_new_tokens=len(gate["expected"]), reps=1, warmup=0,
                                              threads=threads), timeout_s)
+            if not isinstance(out.get("generated"), list):
+                raise RunFailed("runner JSON lacks the generated token ids")
             gate = accuracy_gate(manifest, out["generated"])
             for n in lengths:
                 step(f"prompt {n}")
