@@ -14,6 +14,8 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from edgeslm import __version__
 from edgeslm.bundle import Bundle, load_bundle, write_manifest
 from edgeslm.errors import EdgeSLMError
@@ -96,9 +98,10 @@ def export(checkpoint: str | Path, *, out: str | Path, backend: str = "executorc
             session = compiler.open_session(draft)
             candidate = [accuracy.session_logits(session, ids) for ids in prompts]
             check = accuracy.compare(reference, candidate)
-            bundle_greedy = _greedy_session(session, prompts[0], GOLDEN_STEPS)
+            bundle_greedy, runner_up, margins = _greedy_session(session, prompts[0], GOLDEN_STEPS)
             check.update(prompts=[list(map(int, p)) for p in prompts], reference_greedy=golden,
-                         bundle_greedy=bundle_greedy, greedy_match=bundle_greedy == golden,
+                         bundle_greedy=bundle_greedy, bundle_greedy_runner_up=runner_up,
+                         bundle_greedy_margins=margins, greedy_match=bundle_greedy == golden,
                          reference="eager float32 PyTorch (edgeslm decoder)")
             del session
 
@@ -142,13 +145,18 @@ def export(checkpoint: str | Path, *, out: str | Path, backend: str = "executorc
     return load_bundle(out)
 
 
-def _greedy_session(session, ids: list[int], steps: int) -> list[int]:
+def _greedy_session(session, ids: list[int], steps: int) -> tuple[list[int], list[int], list[float]]:
+    """Greedy tokens of the bundle, with the runner-up token and the top-1 minus top-2 logit margin of every
+    step: a device whose kernels round differently may flip a near-tie, and the farm's gate must know."""
     logits = session.forward(list(ids), 0)
-    out = []
+    out, runner_up, margins = [], [], []
     for pos in range(len(ids), len(ids) + steps):
-        out.append(int(logits.argmax()))
+        top2 = np.argsort(logits)[-2:][::-1]
+        out.append(int(top2[0]))
+        runner_up.append(int(top2[1]))
+        margins.append(float(logits[top2[0]] - logits[top2[1]]))
         logits = session.forward([out[-1]], pos)
-    return out
+    return out, runner_up, margins
 
 
 def open_session(bundle: Bundle, threads: int | None = None):

@@ -63,6 +63,8 @@ def test_fp32_manifest_records_exact_accuracy_and_report(bundles):
     acc = m["accuracy"]
     assert acc["top1_agreement"] == 1.0 and acc["max_abs_logit_diff"] < 1e-4
     assert acc["greedy_match"] and len(acc["reference_greedy"]) == 16
+    assert len(acc["bundle_greedy_runner_up"]) == 16 and all(m >= 0 for m in acc["bundle_greedy_margins"])
+    assert all(r != b for r, b in zip(acc["bundle_greedy_runner_up"], acc["bundle_greedy"]))
     assert m["lowering"]["delegated"]["XnnpackBackend"] > 0
     assert all(f["reason"] for f in m["lowering"]["fallbacks"])
     assert m["memory"]["planned_arena_bytes"] > 0
