@@ -200,6 +200,19 @@ def run(bundle_path: str | Path, prompt: str, *, max_new_tokens: int = 64, tempe
     return result
 
 
+def profile(bundle_path: str | Path, devices: list | None = None, **options) -> dict:
+    """Profile a bundle with the native runner on farm devices ("local", "qemu-aarch64", ...).
+    Options as `edgeslm.farm.profile.profile`: prompt_lengths, max_new_tokens, reps, threads, timeout_s, out."""
+    from edgeslm.farm.profile import profile as _profile
+    return _profile(bundle_path, devices or ["local"], **options)
+
+
+def build_runner(target: str = "host", *, force: bool = False, progress: bool = True) -> Path:
+    """Build (or reuse from the cache) the native runner + libraries for a target; returns the folder."""
+    from edgeslm.native import build_runner as _build
+    return _build(target, force=force, progress=progress)
+
+
 def info(bundle_path: str | Path) -> dict:
     bundle = load_bundle(bundle_path)
     return dict(bundle.manifest, path=str(bundle.path))

@@ -14,8 +14,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from edgeslm.native import build_runner
-    deploy = build_runner(args.target, force=args.force, progress=not (args.quiet or args.json))
+    from edgeslm import api
+    deploy = api.build_runner(args.target, force=args.force, progress=not (args.quiet or args.json))
     info_file = deploy / "build-info.json"
     info = json.loads(info_file.read_text()) if info_file.is_file() else {}
     files = sorted(p.relative_to(deploy).as_posix() for p in deploy.rglob("*") if p.is_file())

@@ -103,13 +103,15 @@ def _shout(doc: dict) -> None:
 
 
 def run(args) -> int:
-    from edgeslm.farm.profile import exit_code, profile
+    from edgeslm import api
+    from edgeslm.farm.profile import exit_code
 
     lengths, runner_dirs = _parse(args)
     out = args.out or Path("profiles") / f"{Path(args.bundle).resolve().name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    doc = profile(args.bundle, args.device or ["local"], prompt_lengths=lengths, max_new_tokens=args.max_new_tokens,
-                  reps=args.reps, warmup=args.warmup, threads=args.threads, timeout_s=args.timeout,
-                  runner_dirs=runner_dirs, out=out, progress=not (args.quiet or args.json))
+    doc = api.profile(args.bundle, args.device or ["local"], prompt_lengths=lengths,
+                      max_new_tokens=args.max_new_tokens, reps=args.reps, warmup=args.warmup, threads=args.threads,
+                      timeout_s=args.timeout, runner_dirs=runner_dirs, out=out,
+                      progress=not (args.quiet or args.json))
     if args.json:
         print_json(doc)
     else:
