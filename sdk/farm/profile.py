@@ -112,14 +112,11 @@ def run_json(prep: Prepared, args: list[str], timeout_s: float) -> dict:
     reason = failure_reason(done, timeout_s)
     if reason:
         raise RunFailed(reason)
+    from edgeslm.native.run import RunnerFailed, parse_runner_output
     try:
-        out = json.loads(done.stdout)
-    except json.JSONDecodeError:
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RunFailed(f"runner exited {done.returncode} without JSON: {tail}") from None
-    if done.returncode != 0 or "error" in out:
-        raise RunFailed(f"runner error {out.get('status', done.returncode)}: {out.get('error', '')}")
-    return out
+        return parse_runner_output(done.stdout, done.stderr, done.returncode)
+    except RunnerFailed as err:
+        raise RunFailed(f"runner {err}") from None
 
 
 def runner_args(prep: Prepared, tokens: list[int], *, max_new_tokens: int, reps: int, warmup: int,

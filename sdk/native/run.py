@@ -69,11 +69,22 @@ def run_runner(deploy: str | Path, bundle: str | Path, tokens: list[int], *, tar
         except subprocess.TimeoutExpired:
             raise EdgeSLMError(f"edgeslm-runner timed out after {timeout_s:.0f} s") from None
     try:
-        result = json.loads(proc.stdout)
+        return parse_runner_output(proc.stdout, proc.stderr, proc.returncode)
+    except RunnerFailed as err:
+        raise EdgeSLMError(f"edgeslm-runner: {err}", path=bundle) from None
+
+
+class RunnerFailed(Exception):
+    """edgeslm-runner ran but gave no metrics: its message says why (the runner's error or stderr tail)."""
+
+
+def parse_runner_output(stdout: str, stderr: str, returncode: int) -> dict:
+    """The runner's one JSON object, or RunnerFailed (no JSON, a JSON error, or a nonzero exit)."""
+    try:
+        result = json.loads(stdout)
     except json.JSONDecodeError:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise EdgeSLMError(f"edgeslm-runner exited {proc.returncode} without JSON: {tail}") from None
-    if proc.returncode != 0 or "error" in result:
-        raise EdgeSLMError(f"edgeslm-runner: {result.get('status', proc.returncode)}: {result.get('error', '')}",
-                           path=bundle)
+        tail = (stderr.strip().splitlines() or ["no output"])[-1]
+        raise RunnerFailed(f"exited {returncode} without JSON: {tail}") from None
+    if returncode != 0 or "error" in result:
+        raise RunnerFailed(f"error {result.get('status', returncode)}: {result.get('error', '')}")
     return result
