@@ -76,7 +76,7 @@ def main() -> int:
                       f"{r['ttft_ms'].get('128', r['ttft_ms'].get(128, 0)):.1f}",
                       f"{d['mean']:.1f} ± {d['std']:.1f}", f"{r['peak_rss_bytes'] / 2**20:.0f}",
                       f"{r['export_peak_rss_bytes'] / 2**20:.0f}", f"{r['top1_agreement']:.3f}")
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
     args.json_out.parent.mkdir(parents=True, exist_ok=True)
     args.json_out.write_text(json.dumps(rows, indent=2))
     print(f"wrote {args.json_out}")
