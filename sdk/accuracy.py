@@ -35,7 +35,7 @@ def session_logits(session, ids: list[int]) -> np.ndarray:
     return np.stack([session.forward([tok], pos).astype(np.float64) for pos, tok in enumerate(ids)])
 
 
-def _log_softmax(x: np.ndarray) -> np.ndarray:
+def log_softmax(x: np.ndarray) -> np.ndarray:
     x = x - x.max(axis=-1, keepdims=True)
     return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
 
@@ -43,7 +43,7 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
 def compare(reference: list[np.ndarray], candidate: list[np.ndarray]) -> dict:
     ref = np.concatenate(reference)      # [N, V] over all positions of all prompts
     got = np.concatenate(candidate)
-    log_p, log_q = _log_softmax(ref), _log_softmax(got)
+    log_p, log_q = log_softmax(ref), log_softmax(got)
     kl = (np.exp(log_p) * (log_p - log_q)).sum(axis=-1)
     return {
         "positions": int(ref.shape[0]),

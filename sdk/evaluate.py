@@ -16,7 +16,7 @@ from edgeslm.errors import EdgeSLMError
 
 def _nll(logits: np.ndarray, targets: list[int]) -> np.ndarray:
     """Negative log-likelihood of targets[i] under logits[i]; logits [N, V] float64."""
-    log_probs = accuracy._log_softmax(logits)
+    log_probs = accuracy.log_softmax(logits)
     return -log_probs[np.arange(len(targets)), targets]
 
 
