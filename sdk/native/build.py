@@ -58,7 +58,9 @@ def runtime_sources() -> Path:
 
 def sources_digest(root: Path) -> str:
     digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in SOURCE_SUFFIXES):
+    # runtime/micro/ is the Cortex-M firmware runtime (compilers/micro), not part of the native runner
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in SOURCE_SUFFIXES
+                       and p.relative_to(root).parts[0] != "micro"):
         digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
