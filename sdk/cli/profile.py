@@ -1,6 +1,11 @@
 """edgeslm profile BUNDLE --device local --device qemu-aarch64[:TARGET] [--prompt-lengths 16,128]
 [--max-new-tokens 64] [--reps 5] [--warmup 1] [--threads N] [--timeout S] [--out FILE] [--json]
 
+edgeslm profile BUNDLE... --farm farm.toml [--device ID]... [--threads 1,2] [--retries N] [--store DB]
+edgeslm profile --farm farm.toml --resume RUN_ID
+  a matrix run over the farm's devices (bundles x devices x prompt lengths x threads), every result
+  committed to the results store; prints the run_id (with --json: the run_id and every result).
+
 Builds or reuses the runner for each device's target, pushes it and the bundle, runs it, checks the
 device's greedy tokens against the bundle's reference, prints a table and writes the JSON document.
 Exit codes: 0 all ok, 3 a device computed wrong tokens, 4 a device run failed (crash, hang), 2 bad input.
@@ -24,7 +29,7 @@ STYLE = {"ok": "bold green", "wrong": "bold red", "error": "red"}
 
 def add_arguments(parser) -> None:
     from edgeslm.farm import DRIVERS
-    parser.add_argument("bundle")
+    parser.add_argument("bundle", nargs="*", help="bundle folder(s); several only with --farm")
     parser.add_argument("--device", "-d", action="append", default=None, metavar="DEVICE",
                         help=f"repeatable; one of: {', '.join(sorted(DRIVERS))}, optionally DRIVER:TARGET "
                              "(e.g. qemu-aarch64:android-arm64); default local")
@@ -32,7 +37,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--reps", type=int, default=5, help="measured repetitions per prompt length")
     parser.add_argument("--warmup", type=int, default=1, help="unmeasured repetitions before them")
-    parser.add_argument("--threads", type=int, default=0, help="runner threads (0: the runtime's default)")
+    parser.add_argument("--threads", default="0", help="runner threads (0: the runtime's default); with --farm a "
+                                                       "comma-separated list, e.g. 1,2")
+    parser.add_argument("--farm", default=None, help="farm.toml: run the matrix on its devices (--device picks "
+                                                     "ids); default $EDGESLM_FARM or ./farm.toml with --resume")
+    parser.add_argument("--resume", default=None, metavar="RUN_ID", help="finish an interrupted farm run")
+    parser.add_argument("--store", default=None, help="results store (default: the farm's [store] path, "
+                                                      "$EDGESLM_STORE, or <cache>/farm/results.sqlite)")
+    parser.add_argument("--retries", type=int, default=2, help="farm: retries per job on transport errors")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per runner invocation")
     parser.add_argument("--runner-dir", action="append", default=[], metavar="TARGET=DIR",
                         help="use a prebuilt runner folder for a target instead of building one")
@@ -102,10 +114,27 @@ def _shout(doc: dict) -> None:
                          "heap (mallinfo2), not the emulator's RSS", highlight=False)
 
 
+def _threads(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise EdgeSLMError(f"--threads '{text}' is not a comma-separated list of integers",
+                           fix="e.g. --threads 1,2") from None
+
+
 def run(args) -> int:
     from edgeslm import api
     from edgeslm.farm.profile import exit_code
 
+    if args.farm or args.resume:
+        from edgeslm.cli.farm_run import run_farm
+        return run_farm(args, *_parse(args), _threads(args.threads))
+    if len(args.bundle) != 1:
+        raise EdgeSLMError("profile takes one bundle without --farm", fix="pass one BUNDLE, or use --farm FILE")
+    threads = _threads(args.threads)
+    if len(threads) != 1:
+        raise EdgeSLMError("several --threads values need --farm", fix="pass one --threads N")
+    args.bundle, args.threads = args.bundle[0], threads[0]
     lengths, runner_dirs = _parse(args)
     out = args.out or Path("profiles") / f"{Path(args.bundle).resolve().name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     doc = api.profile(args.bundle, args.device or ["local"], prompt_lengths=lengths,

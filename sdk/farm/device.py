@@ -31,6 +31,11 @@ if TYPE_CHECKING:
 MEASURED = "measured"
 
 
+class TransportError(Exception):
+    """The device could not be reached (connection refused/lost, no adb device): retried with backoff, then
+    the device is marked unhealthy. Not a runner failure: a crash or hang on a reachable device is a result."""
+
+
 @dataclass
 class Completed:
     """What one run on a device returned. returncode < 0: killed by that signal (a crash)."""
