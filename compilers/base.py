@@ -44,6 +44,31 @@ class Unsupported(EdgeSLMError):
     """A backend declines a model, target or recipe; the message says which and why."""
 
 
+class CannotRunHere(Exception):
+    """Raised by `open_session` when this host cannot execute the backend's artifact (e.g. Core ML off
+    macOS). str() is the reason. `stand_in` may hold a session that computes the same program another
+    way (described by its `runtime` attribute); export then records accuracy measured through it."""
+
+    def __init__(self, reason: str, stand_in=None):
+        super().__init__(reason)
+        self.stand_in = stand_in
+
+
+def check_recipe(compiler, recipe) -> None:
+    """Refuse a recipe the backend cannot honour, in one line. A compiler may define its own
+    `check_recipe(recipe)`; otherwise it takes float32 + affine integer recipes, plus the recipe
+    features (QuantRecipe.features: "float16", "palettize") it lists in `recipe_features`."""
+    own = getattr(compiler, "check_recipe", None)
+    if own is not None:
+        own(recipe)
+        return
+    missing = recipe.features - set(getattr(compiler, "recipe_features", ()))
+    if missing:
+        raise Unsupported(f"backend '{compiler.name}' does not take recipe '{recipe.name}' "
+                          f"(needs {', '.join(sorted(missing))})",
+                          fix="choose another --quant (see README 'Recipes per backend')")
+
+
 COMPILERS: dict[str, Callable[[], Compiler]] = {}
 
 

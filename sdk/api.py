@@ -56,6 +56,7 @@ def export(checkpoint: str | Path, *, out: str | Path, backend: str = "executorc
            quant: str = "fp32", max_seq_len: int | None = None, force: bool = False,
            progress: bool = True) -> Bundle:
     from edgeslm.compilers import get_compiler
+    from edgeslm.compilers.base import check_recipe
     from edgeslm.quant import load_recipe
     from edgeslm.targets import get_target
 
@@ -63,6 +64,7 @@ def export(checkpoint: str | Path, *, out: str | Path, backend: str = "executorc
     target_obj = get_target(target)
     compiler = get_compiler(backend)
     recipe = load_recipe(quant)
+    check_recipe(compiler, recipe)
     if out.exists() and not force:
         raise EdgeSLMError("output directory exists", path=out, fix="choose another -o or pass --force to replace it")
     if not compiler.supports(target_obj):
@@ -94,21 +96,14 @@ def export(checkpoint: str | Path, *, out: str | Path, backend: str = "executorc
                     shutil.copyfile(loaded.root / name, stage / name)
 
             step("accuracy")
-            draft = Bundle(path=stage, manifest={"artifact": result.artifacts[0]})
-            session = compiler.open_session(draft)
-            candidate = [accuracy.session_logits(session, ids) for ids in prompts]
-            check = accuracy.compare(reference, candidate)
-            bundle_greedy, runner_up, margins = _greedy_session(session, prompts[0], GOLDEN_STEPS)
-            check.update(prompts=[list(map(int, p)) for p in prompts], reference_greedy=golden,
-                         bundle_greedy=bundle_greedy, bundle_greedy_runner_up=runner_up,
-                         bundle_greedy_margins=margins, greedy_match=bundle_greedy == golden,
-                         reference="eager float32 PyTorch (edgeslm decoder)")
-            del session
+            check = _accuracy_check(compiler, Bundle(path=stage, manifest={"artifact": result.artifacts[0]}),
+                                    prompts, reference, golden)
 
             step("manifest")
-            artifact_bytes = (stage / result.artifacts[0]).stat().st_size
+            artifact_bytes = _tree_bytes(stage / result.artifacts[0])
             cfg = model.config
-            kv_bytes = 2 * cfg.num_layers * cfg.num_kv_heads * cfg.head_dim * model.max_seq_len * 4
+            kv_bytes = result.metadata.get("kv_cache_bytes") or \
+                2 * cfg.num_layers * cfg.num_kv_heads * cfg.head_dim * model.max_seq_len * 4   # float32 cache
             manifest = {
                 "edgeslm_version": __version__,
                 "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -135,6 +130,7 @@ def export(checkpoint: str | Path, *, out: str | Path, backend: str = "executorc
                     "kv_cache_bytes": kv_bytes,
                     "planned_arena_bytes": result.planned_arena_bytes,
                     "expected_peak_bytes": artifact_bytes + result.planned_arena_bytes,
+                    **result.metadata.get("memory", {}),   # backend facts (MCU: flash/RAM used vs budget)
                 },
                 "accuracy": check,
                 "toolchain": toolchain_versions(),
@@ -143,6 +139,35 @@ def export(checkpoint: str | Path, *, out: str | Path, backend: str = "executorc
             }
             write_manifest(stage, manifest)
     return load_bundle(out)
+
+
+def _accuracy_check(compiler, draft: Bundle, prompts, reference, golden) -> dict:
+    """Teacher-forced comparison + golden greedy tokens of the draft bundle against eager float. A backend
+    this host cannot run (CannotRunHere) records status "not run here: <reason>", or measures through the
+    stand-in session it offers, named in `runtime`."""
+    from edgeslm import accuracy
+    from edgeslm.compilers.base import CannotRunHere
+
+    base = dict(prompts=[list(map(int, p)) for p in prompts], reference_greedy=golden,
+                reference="eager float32 PyTorch (edgeslm decoder)")
+    try:
+        session, runtime = compiler.open_session(draft), "native"
+    except CannotRunHere as err:
+        if err.stand_in is None:
+            return dict(base, status=f"not run here: {err}")
+        session, runtime = err.stand_in, f"stand-in: {err.stand_in.runtime} ({err})"
+    candidate = [accuracy.session_logits(session, ids) for ids in prompts]
+    check = accuracy.compare(reference, candidate)
+    bundle_greedy, runner_up, margins = _greedy_session(session, prompts[0], GOLDEN_STEPS)
+    check.update(base, bundle_greedy=bundle_greedy, bundle_greedy_runner_up=runner_up,
+                 bundle_greedy_margins=margins, greedy_match=bundle_greedy == golden,
+                 status="measured", runtime=runtime)
+    return check
+
+
+def _tree_bytes(path: Path) -> int:
+    """Size of an artifact: a file, or a directory artifact (.mlpackage) summed over its files."""
+    return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def _greedy_session(session, ids: list[int], steps: int) -> tuple[list[int], list[int], list[float]]:

@@ -94,6 +94,7 @@ def verify_files(path: Path, manifest: dict) -> None:
         if file.stat().st_size != expected["bytes"] or sha256_file(file) != expected["sha256"]:
             raise EdgeSLMError("file does not match its sha256 in manifest.json (tampered or truncated)",
                                path=file, fix="re-export the bundle")
-    if manifest["artifact"] not in manifest["files"]:
+    art = manifest["artifact"]   # a file, or a directory artifact (.mlpackage) whose files are all listed
+    if art not in manifest["files"] and not any(rel.startswith(art.rstrip("/") + "/") for rel in manifest["files"]):
         raise EdgeSLMError(f"artifact '{manifest['artifact']}' is not in the bundle", path=path,
                            fix="re-export the bundle")

@@ -35,9 +35,11 @@ def run(args) -> int:
         ("planned arena", human_bytes(m["memory"]["planned_arena_bytes"])),
         ("delegated ops", ", ".join(f"{k}: {v}" for k, v in low["delegated"].items()) or "none"),
         ("ops on CPU kernels", ", ".join(f"{f['op']}x{f['count']}" for f in low["fallbacks"]) or "none"),
-        ("top-1 agreement vs float", f"{acc['top1_agreement']:.4f} over {acc['positions']} positions"),
-        ("KL(float || bundle)", f"{acc['kl_mean']:.2e} mean, {acc['kl_max']:.2e} max"),
-        ("greedy tokens match float", str(acc["greedy_match"])),
+        *([("top-1 agreement vs float", f"{acc['top1_agreement']:.4f} over {acc['positions']} positions"),
+           ("KL(float || bundle)", f"{acc['kl_mean']:.2e} mean, {acc['kl_max']:.2e} max"),
+           ("greedy tokens match float", str(acc["greedy_match"]))] if "top1_agreement" in acc
+          else [("accuracy vs float", acc.get("status", "not run"))]),
+        *([("accuracy runtime", acc["runtime"])] if acc.get("runtime", "native") != "native" else []),
         ("export time", f"{m['export_seconds']:.1f} s"),
     ])
     return 0

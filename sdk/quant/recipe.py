@@ -8,8 +8,14 @@ from pathlib import Path
 
 from edgeslm.errors import EdgeSLMError
 
-_LINEAR_KEYS = {"activations", "weight_bits", "group_size"}
-_EMBEDDING_KEYS = {"weight_bits", "group_size"}
+_LINEAR_KEYS = {"activations", "weight_bits", "group_size", "scheme"}
+_EMBEDDING_KEYS = {"weight_bits", "group_size", "scheme"}
+# Optional keys beyond torchao's shape (each compiler declares which it takes, see compilers/base.py):
+#   "dtype": "float32" (default) | "float16"   precision of everything not quantized (weights, activations)
+#   "<part>.scheme": "affine" (default: scale [+ zero point] per channel/group) | "palettize" (k-means
+#                   lookup table of 2**weight_bits float values per tensor; group_size must be null)
+DTYPES = ("float32", "float16")
+SCHEMES = ("affine", "palettize")
 
 
 @dataclass(frozen=True)
@@ -18,6 +24,16 @@ class QuantRecipe:
     description: str
     linear: dict | None      # {"activations": "int8_dynamic"|"none", "weight_bits": 4|8, "group_size": int|None}
     embedding: dict | None   # {"weight_bits": 8, "group_size": int|None}
+    dtype: str = "float32"   # "float32" | "float16": precision of what is not quantized
+
+    @property
+    def features(self) -> set[str]:
+        """What a compiler must support beyond float32 + affine integer weights: {"float16", "palettize"}."""
+        out = {self.dtype} - {"float32"}
+        for spec in (self.linear, self.embedding):
+            if spec and spec.get("scheme", "affine") != "affine":
+                out.add(spec["scheme"])
+        return out
 
     @property
     def is_float(self) -> bool:
@@ -32,7 +48,7 @@ def parse_recipe(raw: dict, source: str) -> QuantRecipe:
         return EdgeSLMError(f"invalid quantization recipe: {msg}", path=source,
                             fix="see sdk/quant/recipes/int4.json for the format")
 
-    unknown = set(raw) - {"name", "description", "linear", "embedding"}
+    unknown = set(raw) - {"name", "description", "linear", "embedding", "dtype"}
     if unknown or "name" not in raw:
         raise bad(f"unknown keys {sorted(unknown)}" if unknown else "missing 'name'")
     for part, keys in (("linear", _LINEAR_KEYS), ("embedding", _EMBEDDING_KEYS)):
@@ -48,8 +64,14 @@ def parse_recipe(raw: dict, source: str) -> QuantRecipe:
             raise bad(f"'{part}.group_size' must be a power of two or null (per channel)")
         if part == "linear" and spec.get("activations", "none") not in ("int8_dynamic", "none"):
             raise bad("'linear.activations' must be 'int8_dynamic' or 'none'")
+        if spec.get("scheme", "affine") not in SCHEMES:
+            raise bad(f"'{part}.scheme' must be one of {', '.join(SCHEMES)}")
+        if spec.get("scheme") == "palettize" and group is not None:
+            raise bad(f"'{part}.group_size' must be null for 'palettize' (one lookup table per tensor)")
+    if raw.get("dtype", "float32") not in DTYPES:
+        raise bad(f"'dtype' must be one of {', '.join(DTYPES)}")
     return QuantRecipe(name=raw["name"], description=raw.get("description", ""),
-                       linear=raw.get("linear"), embedding=raw.get("embedding"))
+                       linear=raw.get("linear"), embedding=raw.get("embedding"), dtype=raw.get("dtype", "float32"))
 
 
 def _builtin() -> dict[str, QuantRecipe]:
@@ -66,7 +88,7 @@ RECIPES: dict[str, QuantRecipe] = _builtin()
 
 
 def load_recipe(name_or_path: str) -> QuantRecipe:
-    """A built-in recipe by name (fp32, int8, int4) or a JSON file of the same format."""
+    """A built-in recipe by name (fp32, fp16, int8, int4, pal4) or a JSON file of the same format."""
     if name_or_path in RECIPES:
         return RECIPES[name_or_path]
     path = Path(name_or_path)
