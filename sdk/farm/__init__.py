@@ -6,6 +6,7 @@
 - ssh.py, adb.py: Linux boards over OpenSSH, Android phones over adb (farm.toml devices)
 - farmfile.py, matrix.py, store.py: farm.toml, matrix runs (retries, failover, resume), the SQLite results store
 - scaleout.py: the same jobs on Dask distributed workers that declare their devices as resources
+- qemu_cortex_m.py, micro_profile.py: MCU firmware (backend micro) on qemu-system-arm, instructions per token
 - metrics.py: runner JSON -> the one metric schema of DESIGN.md; provenance
 """
 from __future__ import annotations
@@ -13,5 +14,6 @@ from __future__ import annotations
 from edgeslm.farm.device import DRIVERS, Completed, Device, open_device, register
 from edgeslm.farm import local, qemu_aarch64  # noqa: F401,E402  (registers the drivers)
 from edgeslm.farm import ssh, adb  # noqa: F401,E402  (ssh boards, Android phones over adb)
+from edgeslm.farm import qemu_cortex_m  # noqa: F401,E402  (Cortex-M boards in qemu-system-arm)
 
 __all__ = ["DRIVERS", "Completed", "Device", "open_device", "register"]

@@ -206,6 +206,10 @@ def profile(bundle_path: str | Path, devices: list, *, prompt_lengths=(16, 128),
         raise EdgeSLMError("need --max-new-tokens >= 1, --reps >= 1, --threads >= 0 and --timeout > 0")
     if not devices:
         raise EdgeSLMError("no device given", fix="pass --device local (and/or --device qemu-aarch64)")
+    if _target_kind(bundle_path) == "mcu":   # microcontroller firmware, no native runner: farm/micro_profile.py
+        from edgeslm.farm.micro_profile import profile_mcu
+        return profile_mcu(bundle_path, devices, prompt_lengths=prompt_lengths, max_new_tokens=max_new_tokens,
+                           timeout_s=timeout_s, out=out, progress=progress)
     devs = [open_device(d) if isinstance(d, str) else d for d in devices]
     ids = [d.id for d in devs]
     if len(set(ids)) != len(ids):
@@ -234,6 +238,12 @@ def profile(bundle_path: str | Path, devices: list, *, prompt_lengths=(16, 128),
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(Path(out), json.dumps(doc, indent=2) + "\n")
     return doc
+
+
+def _target_kind(bundle_path) -> str:
+    from edgeslm.targets import TARGETS
+    target = TARGETS.get(load_bundle(bundle_path).target_name)
+    return target.kind if target else "cpu"
 
 
 def exit_code(doc: dict) -> int:
