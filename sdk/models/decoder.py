@@ -112,6 +112,15 @@ class Decoder(nn.Module):
         return add.repeat(self.rep, 1) if self.rep > 1 else add             # [rep*T, S], row r*T + t
 
     def forward(self, tokens: torch.Tensor, input_pos: torch.Tensor) -> torch.Tensor:
+        x = self.hidden_states(tokens, input_pos)                           # [1, T, hidden]
+        if not self.full_logits:
+            x = x[:, -1, :]                                                 # [1, hidden]
+        return self.head(x)                                                 # [1, T, V] or [1, V]
+
+    def hidden_states(self, tokens: torch.Tensor, input_pos: torch.Tensor) -> torch.Tensor:
+        """tokens [1, T], input_pos [T] -> final-normed hidden states [1, T, hidden]; updates the KV cache.
+        (Split from forward so a backend can pick the last position its own way: TVM's importer
+        mis-handles `x[:, -1, :]` with a dynamic T, `x[:, -1:, :]` imports fine.)"""
         x = self.embed_tokens(tokens)                                       # [1, T, hidden]
         if self.embed_scale != 1.0:
             x = x * self.embed_scale
@@ -119,10 +128,11 @@ class Decoder(nn.Module):
         ropes = {kind: rot(input_pos) for kind, rot in self.rotary.items()}  # cos/sin [T, 1, D], R [D, D]
         for layer in self.layers:
             x = layer(x, input_pos, ropes.get(layer.layer_type, ropes[FULL]), masks[layer.layer_type])
-        x = self.norm(x)
-        if not self.full_logits:
-            x = x[:, -1, :]                                                 # [1, hidden]
-        logits = self.lm_head(x)                                            # [1, T, V] or [1, V]
+        return self.norm(x)
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        """[..., hidden] -> float32 logits [..., V] (lm_head, then Gemma 2/3 soft-capping)."""
+        logits = self.lm_head(x)
         if self.config.final_softcap is not None:
             cap = self.config.final_softcap
             logits = torch.tanh(logits / cap) * cap

@@ -1,0 +1,41 @@
+"""TVM backend: Relax model libraries (model.so) for CPUs (host, arm64 phones and boards).
+
+Pipeline: wrap.prepare (explicit KV cache, GEMV-shaped linears, int8 weight-only) -> torch.export ->
+Relax import (kv_write.py maps the cache write to an in-place TIR call) -> pipeline.PHASES (legalize,
+fuse, schedule, bind weights, finalize) -> tvm.compile + export_library (cross-linked for arm64).
+Python runtime: session.TVMSession (Relax VM). Native runtime: runtime/tvm (C API).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgeslm.compilers.base import Unsupported, register
+
+
+@register
+class TVMCompiler:
+    name = "tvm"
+    recipes = ("fp32", "int8")
+
+    def supports(self, target) -> bool:
+        return target.kind == "cpu" and self.name in target.backends
+
+    def lower(self, model, target, recipe, out: Path, *, progress=None, tuned: bool = True):
+        from edgeslm.compilers.tvm.lower import lower_to_library
+
+        if not self.supports(target):
+            raise Unsupported(f"backend 'tvm' cannot build for target '{target.name}'",
+                              fix="choose a CPU target: host, linux-arm64, android-arm64")
+        self.check_recipe(recipe)
+        return lower_to_library(model, recipe, target, Path(out), progress, tuned=tuned)
+
+    def check_recipe(self, recipe) -> None:
+        linear, emb = recipe.linear or {}, recipe.embedding or {}
+        if recipe.is_float or (linear.get("weight_bits") == 8 and emb.get("weight_bits", 8) == 8):
+            return
+        raise Unsupported(f"backend 'tvm' takes the fp32 and int8 recipes, not '{recipe.name}'",
+                          fix="use --quant fp32 or --quant int8 (int4 is available with --backend executorch)")
+
+    def open_session(self, bundle, threads: int | None = None):
+        from edgeslm.compilers.tvm.session import TVMSession
+        return TVMSession(bundle.path / bundle.manifest["artifact"], threads=threads)
