@@ -20,6 +20,8 @@ VERBS = {
     "eval": ("evaluate", "perplexity and agreement of a bundle vs its float model on a text file"),
     "quickstart": ("quickstart", "write the quickstart checkpoint (SmolLM2-135M-Instruct) as an HF directory"),
     "profile": ("profile", "measure a bundle on devices (local, qemu-aarch64) with the native runner"),
+    "report": ("report", "render a farm run from the results store (html with plots, md, json, csv)"),
+    "compare": ("compare", "compare two farm runs: regressions beyond the measured noise"),
     "build-runner": ("build_runner", "build (or reuse) the native runner folder for a target"),
 }
 
