@@ -1,0 +1,66 @@
+"""The decoder variant Core ML converts: the shared Decoder's weights and math, with three changes that
+coremltools needs (NOTES.md "CoreML"), made on a copy so the caller's model (and the ExecuTorch / TVM
+numerics) stay untouched:
+
+  1. float16 weights and buffers (Core ML states are float16; the program computes in float16)
+  2. SliceKVCache: the new K/V positions are written as one slice at input_pos[0] (slice_update +
+     coreml_update_state in MIL) instead of index_put_
+  3. finite additive masks: 0 where visible, -MASK_FLOOR elsewhere, built arithmetically. The shared
+     decoder's torch.where(visible, 0.0, -inf) converts to a MIL `select` whose inferred shape drops the
+     [T, S] dims (coremltools 9), which then bakes T = 1 into later reshapes: prefill would break.
+
+export_variant(): torch.export of forward(tokens [1, T], input_pos [T]) -> logits [1, V], T in
+[1, max_seq_len - 1] (the slice bounds add a `T != max_seq_len` guard), then run_decompositions({}).
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from edgeslm.compilers.base import Unsupported
+from edgeslm.models import Decoder, SliceKVCache
+
+MASK_FLOOR = 30000.0   # fp16-safe stand-in for -inf: exp(-30000) == 0 in float16 and float32
+
+
+class CoreMLDecoder(Decoder):
+    """Decoder with finite, arithmetic additive masks (see the module docstring, change 3)."""
+
+    def _additive(self, visible: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        add = (visible.to(dtype) - 1.0) * MASK_FLOOR                      # [T, S]: 0 or -MASK_FLOOR
+        return add.repeat(self.rep, 1) if self.rep > 1 else add            # [rep*T, S]
+
+
+def coreml_variant(model: Decoder) -> CoreMLDecoder:
+    """A float16 copy of `model` with SliceKVCache caches and finite masks (zeroed caches)."""
+    if not isinstance(model, Decoder):
+        raise Unsupported("the coreml backend converts edgeslm's Decoder only",
+                          fix="load the model with edgeslm.ingest.load_checkpoint")
+    variant = copy.deepcopy(model).to(torch.float16)
+    variant.__class__ = CoreMLDecoder
+    for layer in variant.layers:
+        old = layer.self_attn.cache
+        hkv, d, s = old.k.shape                                            # k: [H_kv, D, S]
+        layer.self_attn.cache = SliceKVCache(hkv, d, s, torch.float16)
+    variant.eval()
+    return variant
+
+
+def cache_buffers(variant: CoreMLDecoder) -> dict[str, torch.Tensor]:
+    """{buffer name: tensor} of the KV caches: the model states (names as named_buffers() spells them)."""
+    return {name: buf for name, buf in variant.named_buffers() if ".cache." in name}
+
+
+def export_variant(variant: CoreMLDecoder) -> torch.export.ExportedProgram:
+    torch.set_grad_enabled(False)
+    seq = torch.export.Dim("seq", min=1, max=variant.max_seq_len - 1)
+    example = (torch.zeros(1, 3, dtype=torch.long), torch.arange(3, dtype=torch.long))
+    variant.full_logits = False                      # prefill returns the last position only: [1, V]
+    try:
+        ep = torch.export.export(variant, example, dynamic_shapes=({1: seq}, {0: seq}), strict=False)
+    except Exception as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise Unsupported(f"torch.export of the Core ML decoder variant failed: {first}",
+                          fix="the model must follow the decoder contract (README 'Custom decoders')") from err
+    return ep.run_decompositions({})
