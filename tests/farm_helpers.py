@@ -6,7 +6,8 @@
   folders sit under world-writable /tmp (StrictModes walks the key file's parents). kill_all() kills the
   listener and every per-connection child (the "sshd killed mid-run" fault).
 - write_farm(path, devices, store): farm.toml from dicts (values as TOML literals).
-- farm_bundle(factory): the tiny int8 llama bundle, shared with test_farm_profile.py in one session.
+- farm_bundle(factory): the tiny int8 llama bundle, shared with test_farm_profile.py in one session
+  ($EDGESLM_TEST_BUNDLES=DIR keeps it between sessions while developing).
 """
 from __future__ import annotations
 
@@ -123,5 +124,7 @@ def write_farm(path: Path, devices: list[dict], store: Path | None = None) -> Pa
 
 
 def farm_bundle(factory, quant: str = "int8") -> Path:
-    root = factory.getbasetemp() / "native-llama"        # shared with test_farm_profile.py / native tests
+    """Shared with test_farm_profile.py / native tests; $EDGESLM_TEST_BUNDLES keeps it across sessions (dev)."""
+    root = Path(os.environ["EDGESLM_TEST_BUNDLES"]) if os.environ.get("EDGESLM_TEST_BUNDLES") \
+        else factory.getbasetemp() / "native-llama"
     return once(f"llama-bundle-{quant}", lambda: llama_bundle(root, quant))
