@@ -7,8 +7,9 @@ Steps (each reported through `progress`):
   3. pipeline   pipeline.PHASES (legalize .. finalize), IR dumped per phase on request
   4. build      tvm.compile (TIR -> LLVM for the target) -> export_library (cross-linked for arm64)
 
-The library holds two VM functions: main(tokens [1,T] int64, input_pos [T] int64, k_0, v_0, ...) ->
-(logits [1,V], k_0, v_0, ...) with the caches updated in place, and metadata() -> int64 [8 + n_eos]
+The library holds three VM functions: prefill(tokens [1,T] int64, input_pos [T] int64, k_0, v_0, ...) ->
+(logits [1,V], k_0, v_0, ...) with the caches updated in place, decode (the same with T = 1, static
+shapes), and metadata() -> int64 [8 + n_eos]
 = [abi 1, vocab, max_seq_len, bos (-1 none), layers, kv_heads, head_dim, n_eos, eos...], the facts the
 native runtime needs (ExecuTorch keeps them as constant methods of the .pte).
 """
@@ -51,6 +52,22 @@ def check_ops(ep) -> None:
         listed = "; ".join(f"{op} at {where}" for op, where in sorted(missing.items()))
         raise Unsupported(f"TVM's Relax importer has no conversion for: {listed}",
                           fix="rewrite those ops in the model with supported ones, or use --backend executorch")
+
+
+def split_prefill_decode(mod):
+    """main (T symbolic) -> prefill (T symbolic) + decode (T = 1, so every kernel gets static shapes and
+    the GEMV schedules apply). Both take the same weights; BindParams later binds the same tensors."""
+    import tvm
+    from tvm.relax.utils import copy_with_new_vars
+
+    main_gv = mod.get_global_var("main")
+    main = mod[main_gv]
+    seq = main.params[0].ty.shape[1]                       # tokens [1, T]: the symbolic T
+    funcs = {gv: f for gv, f in mod.functions.items() if gv != main_gv}
+    funcs[tvm.ir.GlobalVar("prefill")] = main.with_attr("global_symbol", "prefill")
+    decode = copy_with_new_vars(main).bind_symbolic_vars({seq.name: 1})   # fresh Vars: no shared bindings
+    funcs[tvm.ir.GlobalVar("decode")] = decode.with_attr("global_symbol", "decode")
+    return tvm.IRModule(funcs)
 
 
 def add_metadata_function(mod, values: np.ndarray):
@@ -102,7 +119,7 @@ def lower_to_library(model, recipe, target, out: Path, progress=None, *, tuned: 
     names = [p.name_hint if hasattr(p, "name_hint") else str(p) for p in mod["main"].params[num_inputs:]]
     params = dict(zip(names, detached["main"]))
     weight_bytes = int(sum(p.numpy().nbytes for p in detached["main"]))
-    mod = add_metadata_function(mod, meta)
+    mod = add_metadata_function(split_prefill_decode(mod), meta)
     timings["import"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -43,7 +43,7 @@ def _schedule(mod, ctx):
 
     from edgeslm.compilers.tvm.schedule import rules
     with ctx["target"]:
-        return dl.ApplyDefaultSchedule(*rules(ctx["threads"]), dl.cpu.Reduction())(mod)
+        return dl.ApplyDefaultSchedule(*rules(ctx["threads"]))(mod)
 
 
 def _bind(mod, ctx):
@@ -51,7 +51,9 @@ def _bind(mod, ctx):
     params = ctx["params"]
     if not params:
         return mod
-    return relax.transform.BindParams("main", params)(mod)
+    for name in ("prefill", "decode"):
+        mod = relax.transform.BindParams(name, params)(mod)
+    return mod
 
 
 def _lower_dataflow(mod, ctx):

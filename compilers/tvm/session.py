@@ -33,7 +33,7 @@ class TVMSession:
         self.eos_ids = [int(e) for e in meta[8:8 + n_eos]]
         shapes = [(h_kv, head_dim, max_seq), (h_kv, max_seq, head_dim)] * layers
         self._caches = [tvm.runtime.tensor(np.zeros(s, dtype=np.float32)) for s in shapes]
-        self._main = self._vm["main"]
+        self._prefill, self._decode = self._vm["prefill"], self._vm["decode"]
         self.load_ms = (time.perf_counter() - t0) * 1e3
 
     def metadata(self, name: str):
@@ -48,5 +48,6 @@ class TVMSession:
         tvm = self._tvm
         tokens = tvm.runtime.tensor(np.array([ids], dtype=np.int64))               # [1, T]
         pos = tvm.runtime.tensor(np.arange(start_pos, start_pos + len(ids), dtype=np.int64))  # [T]
-        out = self._main(tokens, pos, *self._caches)
+        run = self._decode if len(ids) == 1 else self._prefill
+        out = run(tokens, pos, *self._caches)
         return out[0].numpy().reshape(-1)                                           # [V]

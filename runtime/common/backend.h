@@ -1,5 +1,5 @@
 // backend.h — the internal seam between the shared generation loop (common/) and one inference engine
-// (executorch/, later tvm/). A backend only loads a model and runs forward; sampling, positions,
+// (executorch/, tvm/). A backend only loads a model and runs forward; sampling, positions,
 // timing and the C API live in common/ and are identical for every backend.
 #pragma once
 
@@ -46,5 +46,8 @@ class Backend {
 // Factory per backend, implemented in <backend>/; `threads` <= 0 means the backend's default.
 // Returns nullptr and fills `err` on failure; never throws.
 std::unique_ptr<Backend> open_executorch(const std::string& pte_path, int threads, Status* err);
+#ifdef EDGESLM_WITH_TVM
+std::unique_ptr<Backend> open_tvm(const std::string& so_path, int threads, Status* err);  // tvm/
+#endif
 
 }  // namespace edgeslm

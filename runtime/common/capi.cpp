@@ -44,6 +44,9 @@ struct BackendEntry {
 };
 const BackendEntry kBackends[] = {
     {"model.pte", edgeslm::open_executorch},
+#ifdef EDGESLM_WITH_TVM
+    {"model.so", edgeslm::open_tvm},
+#endif
 };
 
 edgeslm_status fail(edgeslm_model* m, edgeslm_status code, std::string msg) {

@@ -1,0 +1,98 @@
+"""CPU schedules for the fused kernels: which rule takes which PrimFunc (first match wins).
+
+  DecodeGemv       decode's matvecs W [out, in] x x [in] (reduction along the contiguous axis):
+                   output rows split in tiles, tiles in parallel across threads, the reduction in
+                   vector-width chunks that LLVM turns into SIMD multiply-adds, partial sums kept in a
+                   register-resident accumulator per row and reduced once (rfactor)
+  dl.cpu.GEMV      DLight's GEMV rule for the shapes DecodeGemv declines
+  dl.cpu.Reduction DLight's reduction rule (norms, softmax rows)
+  ParallelSpatial  everything else (prefill matmuls, elementwise, attention): the leading spatial loops
+                   of every block fused and run in parallel; LLVM vectorises the inner loops
+
+Functions without schedulable blocks (the in-place KV write) are left as written.
+"""
+from __future__ import annotations
+
+from tvm import s_tir, tirx
+from tvm.s_tir import dlight as dl
+from tvm.s_tir.dlight.analysis import normalize_prim_func
+from tvm.s_tir.dlight.base import try_inline_contiguous_spatial
+from tvm.s_tir.dlight.cpu.base import CPUScheduleRule
+
+
+def _extent(sch, loop) -> int | None:
+    ext = sch.get(loop).extent
+    return int(ext) if isinstance(ext, tirx.IntImm) else None
+
+
+class DecodeGemv(CPUScheduleRule):
+    """out[i] = sum_k f(W[i, k]) * x[k] (+ injective epilogue), static shapes."""
+
+    def __init__(self, rows_per_task: int = 16, lanes: int = 8):
+        self.rows_per_task, self.lanes = rows_per_task, lanes
+
+    def apply(self, func, target, tunable):
+        if not isinstance(func, tirx.PrimFunc) or not self.is_target_available(target):
+            return None
+        sch = s_tir.Schedule(func)
+        infos = normalize_prim_func(sch)
+        if infos is None:
+            return None
+        infos = try_inline_contiguous_spatial(sch, infos)
+        if infos is None or len(infos) not in (1, 2):
+            return None
+        main = infos[0]
+        if main.dom_kind() not in ("SR", "SSR") or (len(infos) == 2 and not infos[1].is_injective()):
+            return None
+        loops = sch.get_loops(main.block_rv)
+        spatial, red = loops[:-1], loops[-1]
+        k = _extent(sch, red)
+        rows = 1
+        for loop in spatial:
+            ext = _extent(sch, loop)
+            if ext is None:
+                return None
+            rows *= ext
+        if k is None or k % self.lanes or rows < 2 * self.rows_per_task or k < 64:
+            return None
+        row = sch.fuse(*spatial) if len(spatial) > 1 else spatial[0]
+        task, inner_row = sch.split(row, [None, self.rows_per_task])
+        ko, ki = sch.split(red, [None, self.lanes])
+        # partial sums per lane: acc[lane, row] = sum_ko f(W[row, ko*lanes+lane]) * x[ko*lanes+lane]
+        acc = sch.rfactor(ki, 0)
+        sch.reverse_compute_at(main.block_rv, sch.get_loops(acc)[1])   # lanes summed once per row
+        if len(infos) == 2:
+            sch.reverse_compute_at(infos[1].block_rv, sch.get_loops(acc)[1])
+        sch.parallel(sch.get_loops(acc)[0])                     # row tiles across threads
+        sch.vectorize(sch.get_loops(acc)[-1])                   # one SIMD multiply-add per ko step
+        sch.decompose_reduction(acc, sch.get_loops(acc)[2])     # zero the accumulator before the ko loop
+        return sch
+
+
+class ParallelSpatial(CPUScheduleRule):
+    def apply(self, func, target, tunable):
+        if not isinstance(func, tirx.PrimFunc) or not self.is_target_available(target):
+            return None
+        sch = s_tir.Schedule(func)
+        infos = normalize_prim_func(sch)
+        if infos is None:
+            return None
+        infos = try_inline_contiguous_spatial(sch, infos) or infos
+        for info in infos:
+            lead = []
+            for it in info.iters:
+                if it.kind != "S":
+                    break
+                lead.append(it.loop_rv)
+            if not lead:
+                continue
+            fused = sch.fuse(*lead) if len(lead) > 1 else lead[0]
+            ext = _extent(sch, fused)
+            if ext is not None and ext < 2:
+                continue
+            sch.parallel(fused)
+        return sch
+
+
+def rules(threads: int = 0) -> list:
+    return [DecodeGemv(), dl.cpu.GEMV(), dl.cpu.Reduction(), ParallelSpatial()]
