@@ -16,6 +16,7 @@ from pathlib import Path
 from edgeslm.compilers.base import LowerResult, Unsupported, register
 
 FIRMWARE_DIR = "firmware"
+KERNELS = ("portable", "dsp", "tvm")       # int8 matvec implementations (runtime/micro/kernels.c)
 ARTIFACT = f"{FIRMWARE_DIR}/firmware.elf"
 
 
@@ -48,6 +49,8 @@ class MicroCompiler:
                               fix="choose a Cortex-M target: cortex-m4, cortex-m7, cortex-m55")
         check_recipe(recipe)
         kernel = kernel or target.extra.get("kernel", "portable")
+        if kernel not in KERNELS:
+            raise Unsupported(f"unknown micro kernel '{kernel}'", fix=f"choose one of: {', '.join(KERNELS)}")
         timings = {}
         t0 = time.perf_counter()
         if progress:
@@ -61,6 +64,9 @@ class MicroCompiler:
             progress("emit")
         folder = Path(out) / FIRMWARE_DIR
         project.emit_project(folder, packed, meta, target, kernel)
+        if kernel == "tvm":                      # TVM-generated matvec kernels (tvm_kernels.py)
+            from edgeslm.compilers.micro import tvm_kernels
+            tvm_kernels.emit(folder, meta)
         if progress:
             progress("lower")
         t0 = time.perf_counter()

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from edgeslm.compilers.micro.project import SOURCES, cflags, ldflags
+from edgeslm.compilers.micro.project import cflags, ldflags, sources
 from edgeslm.errors import EdgeSLMError
 
 TOOLCHAIN_PACKAGES = "gcc-arm-none-eabi libnewlib-arm-none-eabi"
@@ -34,7 +34,7 @@ def gcc_version() -> str:
 
 def build_firmware(folder: Path, target, kernel: str, out_name: str = "firmware.elf") -> Path:
     gcc = find_tool("arm-none-eabi-gcc")
-    argv = [gcc, *cflags(target, kernel), *SOURCES, *ldflags(), "-o", out_name]
+    argv = [gcc, *cflags(target, kernel), *sources(kernel), *ldflags(), "-o", out_name]
     done = subprocess.run(argv, cwd=folder, capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         over = re.findall(r"region [`']?(\w+)'? overflowed by (\d+) bytes", done.stderr)

@@ -34,7 +34,14 @@ def cflags(target, kernel: str) -> list[str]:
              "-Wall", "-Wno-unused-function", "-g"]
     if kernel == "portable":
         flags.append("-DEDGESLM_KERNEL_PORTABLE")
+    elif kernel == "tvm":
+        flags += ["-DEDGESLM_KERNEL_TVM", "-Itvm_include", "-Wno-unused-variable", "-Wno-unused-but-set-variable"]
     return flags
+
+
+def sources(kernel: str) -> list[str]:
+    from edgeslm.compilers.micro import tvm_kernels
+    return [*SOURCES, *(tvm_kernels.SOURCES if kernel == "tvm" else ())]
 
 
 def ldflags() -> list[str]:
@@ -102,7 +109,7 @@ def linker_script(target) -> str:
 def makefile(target, kernel: str) -> str:
     text = (runtime_dir() / "Makefile.in").read_text()
     for key, value in (("CFLAGS", " ".join(cflags(target, kernel))), ("LDFLAGS", " ".join(ldflags())),
-                       ("SRCS", " ".join(SOURCES)), ("QEMU_MACHINE", target.qemu_machine),
+                       ("SRCS", " ".join(sources(kernel))), ("QEMU_MACHINE", target.qemu_machine),
                        ("ICOUNT_SHIFT", ICOUNT_SHIFT)):
         text = text.replace(f"@{key}@", str(value))
     return text

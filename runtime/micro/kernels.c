@@ -1,11 +1,12 @@
-/* Integer kernels (see kernels.h). The int8 matvec has two builds from this file:
- *   portable C (any Cortex-M, -DEDGESLM_KERNEL_PORTABLE), and
+/* Integer kernels (see kernels.h). The int8 matvec has three builds from this file:
+ *   portable C (any Cortex-M, -DEDGESLM_KERNEL_PORTABLE),
  *   ACLE DSP (M4/M7/M55 with __ARM_FEATURE_DSP): __sxtb16 unpacks 2 int8 pairs of a 32-bit word,
- *   __smlad does 2 MACs per instruction; two rows share each unpacked input word.
+ *   __smlad does 2 MACs per instruction; two rows share each unpacked input word, and
+ *   TVM (-DEDGESLM_KERNEL_TVM): the int32 sums come from TVM-generated C (tvm_matvec.c), requantized here.
  * Both produce the same int32 sums (integer arithmetic), hence the same logits. */
 #include "kernels.h"
 #include "exp_tables.h"
-#if defined(__ARM_FEATURE_DSP) && !defined(EDGESLM_KERNEL_PORTABLE)
+#if defined(__ARM_FEATURE_DSP) && !defined(EDGESLM_KERNEL_PORTABLE) && !defined(EDGESLM_KERNEL_TVM)
 #include <arm_acle.h>
 #define EDGESLM_DSP 1
 /* GCC 12's arm_acle.h has no __ror; this idiom compiles to SXTB16 with its ROR #8 operand */
@@ -115,7 +116,21 @@ void matvec_q8(const qlinear_t *lin, const int8_t *q, int e, int32_t *y, uint32_
 }
 #endif
 
-#ifdef EDGESLM_DSP
+#ifdef EDGESLM_KERNEL_TVM
+int edgeslm_tvm_matvec(const int8_t *w, const int8_t *x, int32_t *y, int rows, int cols);
+static void matvec_portable(const qlinear_t *lin, const int8_t *q, int e, int32_t *y);
+
+void matvec_q8(const qlinear_t *lin, const int8_t *q, int e, int32_t *y, uint32_t *scratch) {
+    (void)scratch;
+    if (edgeslm_tvm_matvec(lin->w, q, y, lin->rows, lin->cols) != 0) {   /* no TVM kernel for this shape */
+        matvec_portable(lin, q, e, y);
+        return;
+    }
+    for (int r = 0; r < lin->rows; r++) y[r] = requant(y[r], lin->mult[r], lin->shift[r], e);   /* in place */
+}
+#endif
+
+#if defined(EDGESLM_DSP) || defined(EDGESLM_KERNEL_TVM)
 static void matvec_portable(const qlinear_t *lin, const int8_t *q, int e, int32_t *y) {
 #else
 void matvec_q8(const qlinear_t *lin, const int8_t *q, int e, int32_t *y, uint32_t *scratch) {
