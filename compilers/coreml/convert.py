@@ -43,16 +43,15 @@ def deployment_target(target):
     return getattr(ct.target, name)
 
 
-def convert(model, target, recipe, out: Path, progress=None) -> LowerResult:
+def to_mlprogram(model, target, timings: dict | None = None, step=None):
+    """Steps 1-2: the float16 stateful ML Program (in memory). Returns (mlmodel, variant, caches)."""
     import coremltools as ct
 
-    from .compress import compress
     from .variant import cache_buffers, coreml_variant, export_variant
 
-    step = progress or (lambda name: None)
-    timings: dict[str, float] = {}
+    step = step or (lambda name: None)
+    timings = {} if timings is None else timings
     deploy = deployment_target(target)
-
     t0 = time.perf_counter()
     step("export")
     variant = coreml_variant(model)
@@ -73,6 +72,15 @@ def convert(model, target, recipe, out: Path, progress=None) -> LowerResult:
         raise Unsupported(f"coremltools could not convert the decoder: {first}",
                           fix="report the model family; fp16/int8 ExecuTorch bundles are the fallback") from err
     timings["lower"] = time.perf_counter() - t0
+    return mlmodel, variant, caches
+
+
+def convert(model, target, recipe, out: Path, progress=None) -> LowerResult:
+    from .compress import compress
+
+    step = progress or (lambda name: None)
+    timings: dict[str, float] = {}
+    mlmodel, variant, caches = to_mlprogram(model, target, timings, step)
 
     t0 = time.perf_counter()
     step("emit")

@@ -26,7 +26,7 @@ def _array(ft) -> dict:
     from coremltools.proto import FeatureTypes_pb2 as ft_pb
     arr = ft.stateType.arrayType if ft.WhichOneof("Type") == "stateType" else ft.multiArrayType
     dtype = ft_pb.ArrayFeatureType.ArrayDataType.Name(arr.dataType).lower()
-    ranges = [(r.lowerBound, r.upperBound) for r in arr.shapeRange.sizeRanges]
+    ranges = [[int(r.lowerBound), int(r.upperBound)] for r in arr.shapeRange.sizeRanges]
     return {"shape": list(arr.shape), "dtype": dtype, "range": ranges or None}
 
 
