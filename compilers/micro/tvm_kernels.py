@@ -91,8 +91,11 @@ int edgeslm_tvm_matvec(const int8_t *w, const int8_t *x, int32_t *y, int rows, i
 
 
 def emit(folder: Path, meta: dict) -> None:
+    emit_shapes(folder, model_shapes(meta))
+
+
+def emit_shapes(folder: Path, shapes: list[tuple[int, int]]) -> None:
     import importlib.util
-    shapes = model_shapes(meta)
     (folder / "tvm_kernels.c").write_text(generate_c(shapes))
     (folder / "tvm_matvec.c").write_text(dispatch_c(shapes))
     for package, rel in sorted(HEADERS):
