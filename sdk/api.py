@@ -254,6 +254,13 @@ def targets() -> list[dict]:
     return rows
 
 
-def quickstart(out_dir: str | Path, progress: bool = True) -> Path:
+def quickstart(out_dir: str | Path, progress: bool = True, size: str = "smollm2") -> Path:
+    """size "smollm2": the real SmolLM2-135M-Instruct; "micro": a ~0.45 M parameter Llama trained here for
+    microcontrollers (edgeslm.micro_model, cached)."""
+    if size == "micro":
+        from edgeslm.micro_model import make_micro_model
+        return make_micro_model(Path(out_dir), progress=progress)
+    if size != "smollm2":
+        raise EdgeSLMError(f"unknown quickstart size '{size}'", fix="choose smollm2 or micro")
     from edgeslm.quickstart import quickstart as _quickstart
     return _quickstart(Path(out_dir), progress=progress)
