@@ -131,8 +131,8 @@ def profile_mcu(bundle_path, devices: list, *, prompt_lengths=(16, 128), max_new
     from edgeslm.progress import steps
 
     bundle = load_bundle(bundle_path)
-    if bundle.backend != "micro":
-        raise EdgeSLMError(f"backend '{bundle.backend}' bundles do not run on microcontroller devices",
+    if not bundle.manifest["artifact"].endswith(".elf"):   # micro, or tvm's MCU route (same firmware layout)
+        raise EdgeSLMError(f"this {bundle.backend} bundle holds no Cortex-M firmware (.elf)",
                            path=bundle.path, fix="export with --backend micro --target cortex-m4")
     if not devices:
         raise EdgeSLMError("no device given", fix="pass --device qemu-cortex-m")
