@@ -14,6 +14,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -66,15 +67,15 @@ class TVMBackend final : public Backend {
       // LoadFromFile resolves a bare name through the loader's search path: make it a path.
       const std::string file = path.find('/') == std::string::npos ? "./" + path : path;
       lib_ = ffi::Module::LoadFromFile(file);
-      auto load = lib_->GetFunction("vm_load_executable");
+      auto load = (*lib_)->GetFunction("vm_load_executable");
       if (!load) return Status::Error(EDGESLM_ERR_LOAD, path + ": not a Relax VM library (no vm_load_executable)");
       vm_ = (*load)().cast<ffi::Module>();
-      auto init = vm_->GetFunction("vm_initialization");
+      auto init = (*vm_)->GetFunction("vm_initialization");
       if (!init) return Status::Error(EDGESLM_ERR_LOAD, path + ": VM has no vm_initialization");
       (*init)((int)kDLCPU, 0, kAllocPooled, (int)kDLCPU, 0, kAllocPooled);
-      auto prefill = vm_->GetFunction("prefill");
-      auto decode = vm_->GetFunction("decode");
-      auto meta = vm_->GetFunction("metadata");
+      auto prefill = (*vm_)->GetFunction("prefill");
+      auto decode = (*vm_)->GetFunction("decode");
+      auto meta = (*vm_)->GetFunction("metadata");
       if (!prefill || !decode || !meta)
         return Status::Error(EDGESLM_ERR_LOAD, path + ": library lacks prefill(), decode() or metadata()");
       prefill_ = *prefill;
@@ -107,7 +108,7 @@ class TVMBackend final : public Backend {
       args.emplace_back(pos);
       for (const auto& c : caches_) args.emplace_back(c);
       ffi::Any result;
-      (n == 1 ? decode_ : prefill_).CallPacked(args.data(), (int32_t)args.size(), &result);
+      (n == 1 ? *decode_ : *prefill_).CallPacked(args.data(), (int32_t)args.size(), &result);
       auto outputs = result.cast<ffi::Array<ffi::Any>>();
       ffi::Tensor logits = outputs[0].cast<ffi::Tensor>();
       if (logits.dtype().code != kDLFloat || logits.dtype().bits != 32)
@@ -150,9 +151,8 @@ class TVMBackend final : public Backend {
     return Status::Ok();
   }
 
-  ffi::Module lib_{nullptr};
-  ffi::Module vm_{nullptr};
-  ffi::Function prefill_, decode_;   // T symbolic / T = 1 (static shapes, GEMV schedules)
+  std::optional<ffi::Module> lib_, vm_;   // set by open(); the VM keeps the library alive
+  std::optional<ffi::Function> prefill_, decode_;   // T symbolic / T = 1 (static shapes, GEMV schedules)
   std::vector<ffi::Tensor> caches_;
   ModelInfo info_;
   int threads_ = 1;

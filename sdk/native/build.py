@@ -1,7 +1,9 @@
 """build_runner(target) -> deployable folder of the native runtime, built once and cached.
 
 Steps: target -> toolchain (host g++ or Debian's aarch64 cross g++) -> ExecuTorch libraries for that
-arch (host: the installed wheel; aarch64: `pip download` of the same version, extracted once) ->
+arch (host: the installed wheel; aarch64: `pip download` of the same version, extracted once), and
+likewise TVM's runtime (apache-tvm: libtvm_runtime.so; apache-tvm-ffi: headers + libtvm_ffi.so) when
+installed ->
 cache key = (target, triple, executorch version, compiler version, sha256 of runtime/ sources) ->
 cmake configure + build (-j2) + ctest-able build tree -> cmake --install into <key>/deploy.
 
@@ -105,41 +107,75 @@ def executorch_version() -> str:
     return importlib.metadata.version("executorch")
 
 
+def _dist_version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def executorch_root(tc: Toolchain, version: str, progress: bool) -> Path:
     """The `executorch` folder (include/, lib/) for the toolchain's arch."""
+    return wheel_package(tc, "executorch", "executorch", version, progress,
+                         lambda n: n.startswith("executorch/include/")
+                         or (n.startswith("executorch/lib/") and n.endswith(".so")),
+                         marker="lib/libexecutorch.so")
+
+
+def tvm_roots(tc: Toolchain, progress: bool) -> tuple[Path, Path] | None:
+    """The `tvm` (lib/libtvm_runtime.so) and `tvm_ffi` (include/, lib/libtvm_ffi.so) folders for the
+    toolchain's arch, or None when the apache-tvm wheel is not installed (the runner is then
+    ExecuTorch-only)."""
+    try:
+        tvm_version = importlib.metadata.version("apache-tvm")
+        ffi_version = importlib.metadata.version("apache-tvm-ffi")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    tvm = wheel_package(tc, "apache-tvm", "tvm", tvm_version, progress,
+                        lambda n: n == "tvm/lib/libtvm_runtime.so", marker="lib/libtvm_runtime.so")
+    ffi = wheel_package(tc, "apache-tvm-ffi", "tvm_ffi", ffi_version, progress,
+                        lambda n: n.startswith("tvm_ffi/include/") or n == "tvm_ffi/lib/libtvm_ffi.so",
+                        marker="lib/libtvm_ffi.so")
+    return tvm, ffi
+
+
+def wheel_package(tc: Toolchain, dist: str, package: str, version: str, progress: bool, keep,
+                  marker: str) -> Path:
+    """The folder of `package` from the `dist` wheel for the toolchain's arch: the installed one for the
+    host, else `pip download` of the same version for tc.wheel_platform, members `keep(name)` extracted
+    once into the cache."""
     if tc.wheel_platform is None:
-        spec = importlib.util.find_spec("executorch")
+        spec = importlib.util.find_spec(package)
         if spec is None or not spec.submodule_search_locations:
-            raise EdgeSLMError("the executorch wheel is not installed", fix="pip install executorch")
+            raise EdgeSLMError(f"the {dist} wheel is not installed", fix=f"pip install {dist}=={version}")
         return Path(list(spec.submodule_search_locations)[0])
-    dest = cache_root() / "executorch" / f"{version}-{tc.wheel_platform}"
-    if (dest / "executorch" / "lib" / "libexecutorch.so").is_file():
-        return dest / "executorch"
+    folder = "executorch" if package == "executorch" else package   # cache layout kept for executorch
+    dest = cache_root() / folder / f"{version}-{tc.wheel_platform}"
+    if (dest / package / marker).is_file():
+        return dest / package
     wheels = cache_root() / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
-    pattern = f"executorch-{version}-*{tc.wheel_platform}*.whl"
+    pattern = f"{dist.replace('-', '_')}-{version}-*{tc.wheel_platform}*.whl"
     found = sorted(wheels.glob(pattern))
     if not found:
         py = f"{sys.version_info.major}.{sys.version_info.minor}"
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--platform",
-               tc.wheel_platform, "--python-version", py, f"executorch=={version}", "-d", str(wheels)]
+               tc.wheel_platform, "--python-version", py, f"{dist}=={version}", "-d", str(wheels)]
         if progress:
-            print(f"fetching executorch {version} for {tc.wheel_platform} ...", file=sys.stderr)
+            print(f"fetching {dist} {version} for {tc.wheel_platform} ...", file=sys.stderr)
         proc = subprocess.run(cmd, capture_output=True, text=True)
         found = sorted(wheels.glob(pattern))
         if proc.returncode != 0 or not found:
             last = (proc.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
-            raise EdgeSLMError(f"cannot download the executorch {version} wheel for {tc.wheel_platform}: {last}",
+            raise EdgeSLMError(f"cannot download the {dist} {version} wheel for {tc.wheel_platform}: {last}",
                                fix="check network access to PyPI, or put the wheel in " + str(wheels))
     stage = dest.with_name(dest.name + f".tmp-{os.getpid()}")
     shutil.rmtree(stage, ignore_errors=True)
     with zipfile.ZipFile(found[-1]) as wheel:   # only headers and shared libraries are needed
-        members = [n for n in wheel.namelist() if n.startswith("executorch/include/")
-                   or (n.startswith("executorch/lib/") and n.endswith(".so"))]
-        wheel.extractall(stage, members)
+        wheel.extractall(stage, [n for n in wheel.namelist() if keep(n)])
     shutil.rmtree(dest, ignore_errors=True)
     os.replace(stage, dest)
-    return dest / "executorch"
+    return dest / package
 
 
 @contextmanager
@@ -189,7 +225,8 @@ def build_runner(target_name: str = "host", *, force: bool = False, progress: bo
     compiler = _check_tools(tc)
     src = runtime_sources()
     version = executorch_version()
-    key_text = json.dumps([target.name, target.triple, tc.name, version, compiler, sources_digest(src)])
+    tvm_versions = [_dist_version("apache-tvm"), _dist_version("apache-tvm-ffi")]
+    key_text = json.dumps([target.name, target.triple, tc.name, version, compiler, sources_digest(src), tvm_versions])
     key = hashlib.sha256(key_text.encode()).hexdigest()[:16]
     root = cache_root() / "runners" / f"{target.name}-{key}"
     deploy, build, log = root / "deploy", root / "build", root / "build.log"
@@ -205,10 +242,12 @@ def build_runner(target_name: str = "host", *, force: bool = False, progress: bo
                    enabled=progress) as step:
             step("executorch")
             et_root = executorch_root(tc, version, progress)
+            tvm = tvm_roots(tc, progress)
+            tvm_args = [f"-DTVM_ROOT={tvm[0]}", f"-DTVM_FFI_ROOT={tvm[1]}"] if tvm else []
             step("configure")
             generator = ["-G", "Ninja"] if shutil.which("ninja") else []
             _run(["cmake", "-S", str(src), "-B", str(build), *generator, "-DCMAKE_BUILD_TYPE=Release",
-                  f"-DEXECUTORCH_ROOT={et_root}", *tc.cmake_args], log, "cmake configure")
+                  f"-DEXECUTORCH_ROOT={et_root}", *tvm_args, *tc.cmake_args], log, "cmake configure")
             step("build")
             _run(["cmake", "--build", str(build), "--parallel", "2"], log, "cmake build")
             step("install")
@@ -216,7 +255,8 @@ def build_runner(target_name: str = "host", *, force: bool = False, progress: bo
             if tc.self_contained:
                 _make_self_contained(deploy)
         info = {"target": target.name, "triple": target.triple, "toolchain": tc.name, "compiler": compiler,
-                "executorch": version, "sources_sha256": sources_digest(src), "key": key,
+                "executorch": version, "tvm": tvm_versions[0] if tvm else None,
+                "backends": ["executorch", "tvm"] if tvm else ["executorch"], "sources_sha256": sources_digest(src), "key": key,
                 "build_s": round(time.perf_counter() - started, 1), "build_dir": str(build)}
         info_path.write_text(json.dumps(info, indent=2) + "\n")   # written last: marks the build complete
     return deploy
