@@ -105,6 +105,7 @@ class Context:
         if key not in self.prepared:
             self.prepared[key] = prepare(dev, bundle, self.runner_dirs.get(dev.target.name), s.timeout_s, False)
         prep = replace(self.prepared[key], runs={})
+        started = time.time()
         before = environment(dev)
         row = measure(prep, bundle, prompt, [job.prompt_length], max_new_tokens=s.max_new_tokens, reps=s.reps,
                       warmup=s.warmup, threads=job.threads, timeout_s=s.timeout_s, progress=False)
@@ -113,7 +114,8 @@ class Context:
         m = bundle.manifest
         row.update(requested_device=job.device, bundle=job.bundle, bundle_sha256=job.bundle_sha256,
                    backend=m["backend"], quant=m["quant"].get("name"), model=m["model"].get("name"),
-                   prompt_length=job.prompt_length, threads=job.threads, attempts=attempts)
+                   prompt_length=job.prompt_length, threads=job.threads, attempts=attempts,
+                   started_unix_s=started, finished_unix_s=time.time())
         return row
 
 

@@ -12,7 +12,7 @@ KNOWN = {"id", "job_key", "created_utc", "device", "requested_device", "target",
          "provenance", "runs", "accuracy", "latency_kind", "duration_s", "model_load_ms", "ttft_ms",
          "ttft_ms_range", "prefill_tokens_per_s", "decode_tokens_per_s", "decode_tokens_per_s_by_prompt",
          "peak_rss_bytes", "peak_rss_note", "guest_heap_bytes", "planned_arena_bytes", "memory_bytes",
-         "memory_source", "artifact_bytes"}
+         "memory_source", "artifact_bytes", "started_unix_s", "finished_unix_s"}
 
 
 def _summary(value, key: str | None = None) -> dict | None:
