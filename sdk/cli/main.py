@@ -23,6 +23,7 @@ VERBS = {
     "report": ("report", "render a farm run from the results store (html with plots, md, json, csv)"),
     "compare": ("compare", "compare two farm runs: regressions beyond the measured noise"),
     "build-runner": ("build_runner", "build (or reuse) the native runner folder for a target"),
+    "package": ("package", "write an app-side package (--ios DIR: Swift package) with the bundle as a resource"),
 }
 
 

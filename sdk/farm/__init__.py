@@ -15,5 +15,6 @@ from edgeslm.farm.device import DRIVERS, Completed, Device, open_device, registe
 from edgeslm.farm import local, qemu_aarch64  # noqa: F401,E402  (registers the drivers)
 from edgeslm.farm import ssh, adb  # noqa: F401,E402  (ssh boards, Android phones over adb)
 from edgeslm.farm import qemu_cortex_m  # noqa: F401,E402  (Cortex-M boards in qemu-system-arm)
+from edgeslm.farm import ios  # noqa: F401,E402  (iPhones over xcrun devicectl; needs a macOS host)
 
 __all__ = ["DRIVERS", "Completed", "Device", "open_device", "register"]
