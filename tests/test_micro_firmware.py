@@ -1,7 +1,7 @@
 """Micro backend: Cortex-M firmware in qemu-system-arm is bit-exact with the Python integer reference.
 
 Layers: the reference against eager float (it is a real approximation of the model), firmware logits and
-greedy tokens against the reference on M4 / M7 / M55 (DSP kernel) and M4 (portable C, TVM-generated C),
+greedy tokens against the reference on M4 / M7 / M55 (DSP kernel), M55 (Helium MVE) and M4 (portable C, TVM-generated C),
 and the static memory the firmware reports against the plan.
 """
 from __future__ import annotations
@@ -38,7 +38,8 @@ def test_reference_tracks_float_model(model, tmp_path):
 
 
 @pytest.mark.parametrize("target,kernel", [("cortex-m4", "dsp"), ("cortex-m4", "portable"),
-                                           ("cortex-m7", "dsp"), ("cortex-m55", "dsp"), ("cortex-m4", "tvm")])
+                                           ("cortex-m7", "dsp"), ("cortex-m55", "dsp"), ("cortex-m55", "mve"),
+                                           ("cortex-m4", "tvm")])
 def test_firmware_bit_exact_with_reference(model, tmp_path, target, kernel):
     result = lower(model, target, tmp_path, kernel=kernel)
     fw = tmp_path / "firmware"

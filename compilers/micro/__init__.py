@@ -16,7 +16,7 @@ from pathlib import Path
 from edgeslm.compilers.base import LowerResult, Unsupported, register
 
 FIRMWARE_DIR = "firmware"
-KERNELS = ("portable", "dsp", "tvm")       # int8 matvec implementations (runtime/micro/kernels.c)
+KERNELS = ("portable", "dsp", "mve", "tvm")       # int8 matvec implementations (runtime/micro/kernels.c)
 ARTIFACT = f"{FIRMWARE_DIR}/firmware.elf"
 
 
@@ -51,6 +51,8 @@ class MicroCompiler:
         kernel = kernel or target.extra.get("kernel", "portable")
         if kernel not in KERNELS:
             raise Unsupported(f"unknown micro kernel '{kernel}'", fix=f"choose one of: {', '.join(KERNELS)}")
+        if kernel == "mve" and target.cpu != "cortex-m55":
+            raise Unsupported(f"the mve kernel needs Helium (Cortex-M55), not {target.cpu}", fix="use --target cortex-m55")
         timings = {}
         t0 = time.perf_counter()
         if progress:

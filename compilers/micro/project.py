@@ -34,6 +34,8 @@ def cflags(target, kernel: str) -> list[str]:
              "-Wall", "-Wno-unused-function", "-g"]
     if kernel == "portable":
         flags.append("-DEDGESLM_KERNEL_PORTABLE")
+    elif kernel == "mve":
+        flags.append("-DEDGESLM_KERNEL_MVE")
     elif kernel == "tvm":
         flags += ["-DEDGESLM_KERNEL_TVM", "-Itvm_include", "-Wno-unused-variable", "-Wno-unused-but-set-variable"]
     return flags

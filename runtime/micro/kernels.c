@@ -2,11 +2,13 @@
  *   portable C (any Cortex-M, -DEDGESLM_KERNEL_PORTABLE),
  *   ACLE DSP (M4/M7/M55 with __ARM_FEATURE_DSP): __sxtb16 unpacks 2 int8 pairs of a 32-bit word,
  *   __smlad does 2 MACs per instruction; two rows share each unpacked input word, and
- *   TVM (-DEDGESLM_KERNEL_TVM): the int32 sums come from TVM-generated C (tvm_matvec.c), requantized here.
+ *   TVM (-DEDGESLM_KERNEL_TVM): the int32 sums come from TVM-generated C (tvm_matvec.c), requantized here,
+ *   MVE / Helium (M55, -DEDGESLM_KERNEL_MVE): vmladavaq_s8 sums 16 int8 products per instruction.
  * Both produce the same int32 sums (integer arithmetic), hence the same logits. */
 #include "kernels.h"
 #include "exp_tables.h"
-#if defined(__ARM_FEATURE_DSP) && !defined(EDGESLM_KERNEL_PORTABLE) && !defined(EDGESLM_KERNEL_TVM)
+#if defined(__ARM_FEATURE_DSP) && !defined(EDGESLM_KERNEL_PORTABLE) && !defined(EDGESLM_KERNEL_TVM) && \
+    !defined(EDGESLM_KERNEL_MVE)
 #include <arm_acle.h>
 #define EDGESLM_DSP 1
 /* GCC 12's arm_acle.h has no __ror; this idiom compiles to SXTB16 with its ROR #8 operand */
@@ -130,7 +132,26 @@ void matvec_q8(const qlinear_t *lin, const int8_t *q, int e, int32_t *y, uint32_
 }
 #endif
 
-#if defined(EDGESLM_DSP) || defined(EDGESLM_KERNEL_TVM)
+#ifdef EDGESLM_KERNEL_MVE
+#include <arm_mve.h>
+static void matvec_portable(const qlinear_t *lin, const int8_t *q, int e, int32_t *y);
+
+void matvec_q8(const qlinear_t *lin, const int8_t *q, int e, int32_t *y, uint32_t *scratch) {
+    (void)scratch;
+    if (lin->cols & 15) {                                /* not whole 16-byte vectors: portable loop */
+        matvec_portable(lin, q, e, y);
+        return;
+    }
+    for (int r = 0; r < lin->rows; r++) {
+        const int8_t *w = lin->w + (int32_t)r * lin->cols;
+        int32_t a = 0;
+        for (int k = 0; k < lin->cols; k += 16) a = vmladavaq_s8(a, vldrbq_s8(w + k), vldrbq_s8(q + k));
+        y[r] = requant(a, lin->mult[r], lin->shift[r], e);
+    }
+}
+#endif
+
+#if defined(EDGESLM_DSP) || defined(EDGESLM_KERNEL_TVM) || defined(EDGESLM_KERNEL_MVE)
 static void matvec_portable(const qlinear_t *lin, const int8_t *q, int e, int32_t *y) {
 #else
 void matvec_q8(const qlinear_t *lin, const int8_t *q, int e, int32_t *y, uint32_t *scratch) {
