@@ -27,7 +27,16 @@ class TVMCompiler:
             raise Unsupported(f"backend 'tvm' cannot build for target '{target.name}'",
                               fix="choose a CPU target: host, linux-arm64, android-arm64")
         self.check_recipe(recipe)
-        return lower_to_library(model, recipe, target, Path(out), progress, tuned=tuned)
+        self._host_twin = None
+        if target.triple != "native":
+            import tempfile
+            self._twin_dir = tempfile.TemporaryDirectory(prefix="edgeslm-tvm-host-twin-")
+            self._host_twin = Path(self._twin_dir.name) / "model.so"
+        result = lower_to_library(model, recipe, target, Path(out), progress, tuned=tuned, host_twin=self._host_twin)
+        if self._host_twin is not None:
+            result.metadata["accuracy_checked_on"] = ("a host build of the same lowered Relax program (the "
+                                                      f"{target.name} library itself runs on the device)")
+        return result
 
     def check_recipe(self, recipe) -> None:
         linear, emb = recipe.linear or {}, recipe.embedding or {}
@@ -37,5 +46,11 @@ class TVMCompiler:
                           fix="use --quant fp32 or --quant int8 (int4 is available with --backend executorch)")
 
     def open_session(self, bundle, threads: int | None = None):
-        from edgeslm.compilers.tvm.session import TVMSession
-        return TVMSession(bundle.path / bundle.manifest["artifact"], threads=threads)
+        from edgeslm.compilers.tvm.session import TVMSession, check_loadable
+        library = bundle.path / bundle.manifest["artifact"]
+        twin = getattr(self, "_host_twin", None)
+        if twin is not None and twin.is_file():
+            library = twin                      # export's accuracy step on a cross-built bundle
+        else:
+            check_loadable(library)
+        return TVMSession(library, threads=threads)

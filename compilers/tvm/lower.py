@@ -24,6 +24,7 @@ import numpy as np
 from edgeslm.compilers.base import Fallback, LowerResult, Unsupported
 
 ARTIFACT = "model.so"
+_HOST = type("HostTarget", (), {"kind": "cpu", "triple": "native", "name": "host"})()
 METADATA_ABI = 1
 
 
@@ -81,7 +82,9 @@ def add_metadata_function(mod, values: np.ndarray):
 
 
 def lower_to_library(model, recipe, target, out: Path, progress=None, *, tuned: bool = True,
-                     threads: int = 0, dump_dir: Path | None = None) -> LowerResult:
+                     threads: int = 0, dump_dir: Path | None = None, host_twin: Path | None = None) -> LowerResult:
+    """Steps 1-4 of the module docstring into out/model.so. For a cross target, `host_twin` (a path outside
+    the bundle) receives the same lowered program built for this machine (export's accuracy check)."""
     import tvm
     from tvm import relax
     from tvm.relax.frontend.torch import from_exported_program
@@ -133,6 +136,10 @@ def lower_to_library(model, recipe, target, out: Path, progress=None, *, tuned: 
     partial = out / (ARTIFACT + ".partial")
     executable.export_library(str(partial), fcompile=ttarget.fcompile())
     partial.replace(out / ARTIFACT)
+    if ttarget.cross and host_twin is not None:
+        # the same lowered program built for this machine, so export can check its accuracy here
+        host = tvm_target(_HOST)
+        tvm.compile(mod, target=host.tvm(), relax_pipeline=None).export_library(str(host_twin))
     timings["build"] = time.perf_counter() - t0
 
     kv_bytes = int(sum(np.prod(s) for s in cache_shapes) * 4)

@@ -11,6 +11,21 @@ from pathlib import Path
 import numpy as np
 
 
+def check_loadable(library: Path) -> None:
+    """A library built for another architecture cannot run here: say so instead of a dlopen error."""
+    import platform
+
+    from edgeslm.errors import EdgeSLMError
+    machines = {b"\x3e\x00": "x86_64", b"\xb7\x00": "aarch64"}      # ELF e_machine, little endian
+    with open(library, "rb") as fh:
+        header = fh.read(20)
+    arch = machines.get(header[18:20], "unknown")
+    if header[:4] == b"\x7fELF" and arch != platform.machine():
+        raise EdgeSLMError(f"this model library is built for {arch}, this machine is {platform.machine()}",
+                           path=library, fix="run it on the device: edgeslm profile BUNDLE --device qemu-aarch64 "
+                           "(or a real board), or export with --target host")
+
+
 class TVMSession:
     def __init__(self, library: Path, threads: int | None = None):
         import tvm

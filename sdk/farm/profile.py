@@ -30,7 +30,7 @@ from edgeslm.farm.device import Device, open_device
 from edgeslm.farm.metrics import accuracy_gate, device_metrics, empty_metrics, provenance
 
 SCHEMA = "edgeslm.profile/1"
-RUNNER_BACKENDS = ("executorch",)   # what edgeslm-runner can load (runtime/common/capi.cpp kBackends)
+RUNNER_BACKENDS = ("executorch", "tvm")   # what edgeslm-runner can load (runtime/common/capi.cpp kBackends)
 EXIT_CODES = {"ok": 0, "wrong": 3, "error": 4}
 LOADER = "lib/ld-linux-aarch64.so.1"  # a self-contained runner folder (android) starts through it
 # Real prose, repeated until the longest prompt length is reached.
