@@ -1,6 +1,7 @@
 """ExecuTorch backend: XNNPACK-delegated .pte for CPUs (host, arm64 phones and boards).
 
 Pipeline: apply the torchao recipe -> lower.lower_to_pte (export, XNNPACK, emit) -> model.pte.
+Apple targets (profile key executorch_delegate = "coreml"): coreml_delegate.lower_coreml_pte instead.
 Python runtime: session.ExecuTorchSession. Native runtime: runtime/executorch (C API).
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ from edgeslm.compilers.base import LowerResult, Unsupported, register
 class ExecuTorchCompiler:
     name = "executorch"
     recipes = ("fp32", "int8", "int4")
+    recipe_features = ("float16",)          # only on the Core ML delegate route (refused by XNNPACK below)
 
     def supports(self, target) -> bool:
         return target.kind == "cpu" and self.name in target.backends
@@ -25,11 +27,20 @@ class ExecuTorchCompiler:
         if not self.supports(target):
             raise Unsupported(f"backend 'executorch' cannot build for target '{target.name}'",
                               fix="choose a CPU target: host, linux-arm64, android-arm64")
+        if target.extra.get("executorch_delegate") == "coreml":
+            from edgeslm.compilers.executorch.coreml_delegate import lower_coreml_pte
+            return lower_coreml_pte(model, target, recipe, Path(out), progress)
+        if recipe.features:
+            raise Unsupported(f"backend 'executorch' does not take recipe '{recipe.name}' on target "
+                              f"'{target.name}' (needs {', '.join(sorted(recipe.features))})",
+                              fix="choose fp32, int8 or int4 (fp16 only on Apple targets' Core ML delegate)")
         if progress:
             progress("quantize")
         apply_recipe(model, recipe)
         return lower_to_pte(model, Path(out), progress)
 
     def open_session(self, bundle, threads: int | None = None):
+        from edgeslm.compilers.executorch.coreml_delegate import refuse_off_apple
         from edgeslm.compilers.executorch.session import ExecuTorchSession
+        refuse_off_apple(bundle.artifact)
         return ExecuTorchSession(bundle.artifact, threads=threads)
