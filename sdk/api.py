@@ -54,7 +54,9 @@ def resolve_checkpoint(path: str | Path, progress: bool = True) -> Path:
 
 def export(checkpoint: str | Path, *, out: str | Path, backend: str = "executorch", target: str = "host",
            quant: str = "fp32", max_seq_len: int | None = None, force: bool = False,
-           progress: bool = True) -> Bundle:
+           progress: bool = True, backend_options: dict | None = None) -> Bundle:
+    """Checkpoint -> verified bundle in `out` (steps in the module docstring). backend_options: extra keyword
+    arguments for the backend's lower(), e.g. {"tuned": False} for TVM's untuned baseline."""
     from edgeslm.compilers import get_compiler
     from edgeslm.compilers.base import check_recipe
     from edgeslm.quant import load_recipe
@@ -90,7 +92,7 @@ def export(checkpoint: str | Path, *, out: str | Path, backend: str = "executorc
         params = sum(p.numel() for p in model.parameters())
 
         with staged_directory(out, force=force) as stage:
-            result = compiler.lower(model, target_obj, recipe, stage, progress=step)
+            result = compiler.lower(model, target_obj, recipe, stage, progress=step, **(backend_options or {}))
             for name in TOKENIZER_FILES:
                 if (loaded.root / name).is_file():
                     shutil.copyfile(loaded.root / name, stage / name)

@@ -40,7 +40,9 @@ class TVMCompiler:
 
     def check_recipe(self, recipe) -> None:
         linear, emb = recipe.linear or {}, recipe.embedding or {}
-        if recipe.is_float or (linear.get("weight_bits") == 8 and emb.get("weight_bits", 8) == 8):
+        if getattr(recipe, "features", None):          # float16, palettization: CoreML's recipes
+            pass
+        elif recipe.is_float or (linear.get("weight_bits") == 8 and emb.get("weight_bits", 8) == 8):
             return
         raise Unsupported(f"backend 'tvm' takes the fp32 and int8 recipes, not '{recipe.name}'",
                           fix="use --quant fp32 or --quant int8 (int4 is available with --backend executorch)")
