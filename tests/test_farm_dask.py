@@ -5,6 +5,7 @@ result landed in the controller's store exactly once.
 """
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -40,11 +41,18 @@ def test_two_workers_with_different_devices(tmp_path, tmp_path_factory):
                 assert held == {"w-a": {"device:board-a": 1}, "w-b": {"device:board-b": 1}}
                 doc = run_matrix_dask(client, farm, [str(bundle)], store, prompt_lengths=(8, 16), threads=(1, 2),
                                       settings=Settings(max_new_tokens=4, reps=1, warmup=0, timeout_s=120))
+            cli = subprocess.run([sys.executable, "-m", "edgeslm.cli.main", "profile", str(bundle), "--farm",
+                                  str(farm.path), "--store", str(store.path), "--dask", cluster.scheduler_address,
+                                  "--device", "board-b", "--prompt-lengths", "8", "--threads", "1", "--reps", "1",
+                                  "--max-new-tokens", "4", "--json"], capture_output=True, text=True, timeout=300)
         finally:
             for w in workers:
                 w.terminate()
             for w in workers:
                 w.wait(30)
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    via_cli = json.loads(cli.stdout)
+    assert [(r["device"], r["worker"]) for r in via_cli["results"]] == [("board-b", "w-b")]
     rows = store.results(doc["run_id"])
     assert doc["status"] == "ok" and doc["pending"] == [] and len(rows) == doc["jobs"] == 8
     assert len({r["job_key"] for r in rows}) == 8

@@ -1,7 +1,7 @@
 """`edgeslm profile --farm F` / `--resume RUN_ID`: the matrix run behind the profile verb (sdk/cli/profile.py).
 
 Steps: farm file (default $EDGESLM_FARM or ./farm.toml) -> store (--store, else the farm's [store] path,
-else $EDGESLM_STORE / <cache>/farm/results.sqlite) -> run_matrix -> table (or --json: run_id + results)
+else $EDGESLM_STORE / <cache>/farm/results.sqlite) -> run_matrix (or run_matrix_dask with --dask) -> table (or --json: run_id + results)
 -> one loud line per wrong/error result and per unhealthy device -> exit 0 ok, 3 wrong, 4 error/incomplete.
 """
 from __future__ import annotations
@@ -51,9 +51,16 @@ def run_farm(args, lengths, runner_dirs, threads) -> int:
     if min(settings.max_new_tokens, settings.reps) < 1 or settings.warmup < 0 or settings.timeout_s <= 0 \
             or settings.retries < 0:
         raise EdgeSLMError("need --max-new-tokens >= 1, --reps >= 1, --warmup >= 0, --timeout > 0, --retries >= 0")
-    doc = run_matrix(farm, args.bundle, store, device_ids=args.device, prompt_lengths=lengths, threads=threads,
-                     settings=settings, resume=args.resume, runner_dirs=runner_dirs,
-                     progress=not (args.quiet or args.json))
+    if getattr(args, "dask", None):
+        from distributed import Client
+        from edgeslm.farm.scaleout import run_matrix_dask
+        with Client(args.dask, timeout=30) as client:
+            doc = run_matrix_dask(client, farm, args.bundle, store, device_ids=args.device, prompt_lengths=lengths,
+                                  threads=threads, settings=settings, resume=args.resume, runner_dirs=runner_dirs)
+    else:
+        doc = run_matrix(farm, args.bundle, store, device_ids=args.device, prompt_lengths=lengths, threads=threads,
+                         settings=settings, resume=args.resume, runner_dirs=runner_dirs,
+                         progress=not (args.quiet or args.json))
     if args.json:
         print_json(doc)
     else:

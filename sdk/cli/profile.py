@@ -45,6 +45,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--store", default=None, help="results store (default: the farm's [store] path, "
                                                       "$EDGESLM_STORE, or <cache>/farm/results.sqlite)")
     parser.add_argument("--retries", type=int, default=2, help="farm: retries per job on transport errors")
+    parser.add_argument("--dask", default=None, metavar="SCHEDULER", help="farm: run the jobs on Dask workers "
+                        "that declare their devices as resources (dask worker ... --resources 'device:ID=1')")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per runner invocation")
     parser.add_argument("--runner-dir", action="append", default=[], metavar="TARGET=DIR",
                         help="use a prebuilt runner folder for a target instead of building one")

@@ -4,13 +4,13 @@ Steps of run_matrix(farm, bundles, ...):
   1. check input (nothing runs yet): bundles load and have a native runner, lengths fit, devices exist
   2. plan: one Job per (bundle, device, prompt length, threads); its key names the *requested* device, so
      a job that fails over to a peer is still the same job; resume skips keys the store already holds
-  3. build the runner once per target (serially: two threads never build the same folder)
-  4. one thread per device, one job at a time per device: prepare (push runner + bundle, cached per device
-     and bundle) -> accuracy gate + measure that prompt length -> commit the result (one transaction)
-  5. TransportError (device unreachable): retry with exponential backoff; after the last retry the device
+  3. one thread per device, one job at a time per device: check the device is reachable -> prepare (build
+     the runner once per target under a lock, push runner + bundle; cached per device and bundle) ->
+     accuracy gate + measure that prompt length -> commit the result (one transaction)
+  4. TransportError (device unreachable): retry with exponential backoff; after the last retry the device
      is unhealthy and its current and queued jobs move to healthy devices of the same target; with none
      left they stay pending (no row), so `--resume RUN_ID` runs them later
-  6. a store that cannot be written (disk full) stops every thread; committed rows stay, the error names
+  5. a store that cannot be written (disk full) stops every thread; committed rows stay, the error names
      the store and how to resume
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections import deque
+from collections import defaultdict, deque
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -89,6 +89,7 @@ class Context:
         self.bundles: dict[str, Bundle] = {}
         self.prompts: dict[str, list[int]] = {}
         self.prepared: dict[tuple[str, str], object] = {}
+        self.target_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
 
     def bundle(self, path: str, max_len: int) -> tuple[Bundle, list[int]]:
         if path not in self.bundles:
@@ -103,7 +104,12 @@ class Context:
         bundle, prompt = self.bundle(job.bundle, job.prompt_length)
         key = (dev.id, job.bundle)
         if key not in self.prepared:
-            self.prepared[key] = prepare(dev, bundle, self.runner_dirs.get(dev.target.name), s.timeout_s, False)
+            if hasattr(dev, "check"):
+                dev.check()               # an unreachable device fails fast, before any runner is built
+            # one prepare per target at a time: two threads never build the same runner folder at once
+            with self.target_locks[dev.target.name]:
+                self.prepared[key] = prepare(dev, bundle, self.runner_dirs.get(dev.target.name), s.timeout_s,
+                                             False)
         prep = replace(self.prepared[key], runs={})
         started = time.time()
         before = environment(dev)
@@ -135,8 +141,6 @@ def run_matrix(farm, bundle_paths: list[str], store, *, device_ids: list[str] | 
                prompt_lengths=(16, 128), threads=(0,), settings: Settings | None = None,
                resume: str | None = None, runner_dirs: dict[str, Path] | None = None, progress: bool = True) -> dict:
     """Run (or resume) a matrix on the farm's devices; returns the run document (rows from the store)."""
-    from edgeslm.native import build_runner
-
     settings = settings or Settings()
     if resume:
         spec = store.run(resume)["spec"]
@@ -155,9 +159,6 @@ def run_matrix(farm, bundle_paths: list[str], store, *, device_ids: list[str] | 
                                   "prompt_lengths": lengths, "threads": threads, "settings": vars(settings)})
     done = store.done_keys(run_id)
     todo = [j for j in jobs if j.key not in done]
-    for target in sorted({d.target.name for d in devices.values()} - set(runner_dirs or {})):
-        if any(j.target == target for j in todo):
-            build_runner(target, progress=progress)
 
     ctx = Context(settings, runner_dirs)
     sched = Scheduler(devices, todo, ctx, store, run_id, progress)

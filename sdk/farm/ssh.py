@@ -142,6 +142,10 @@ class SshDevice:
     def ensure_workdir(self) -> None:
         self._ssh(["mkdir", "-p", "--", self.workdir], 60, cwd=".")
 
+    def check(self) -> None:
+        """Reachable, host key accepted, work directory present (TransportError / EdgeSLMError otherwise)."""
+        self.ensure_workdir()
+
     def run(self, argv: list[str], timeout_s: float) -> Completed:
         t0 = time.perf_counter()
         done = self._ssh(list(argv), timeout_s)
