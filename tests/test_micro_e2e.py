@@ -54,6 +54,7 @@ def test_profile_on_qemu_cortex_m(micro_bundle, tmp_path):
     assert 0 < r["stack_bytes"] < 8192
     assert r["flash_bytes"] > 0 and r["ram_bytes"] > r["planned_arena_bytes"] > 0
     assert r["decode_tokens_per_s"] is None and "not latency" in r["latency_kind"]
+    assert r["cycles_per_token"] is None     # DWT->CYCCNT reads 0 in QEMU: reported as unknown, never faked
 
 
 def test_run_on_host_uses_the_integer_reference(micro_bundle):

@@ -5,7 +5,8 @@
  *   I vocab=<V> seq=<S> arena=<bytes>
  *   L <pos> <logit0> ... <logitV-1>     after every step when DUMP=1 (Q16 integers)
  *   P <n_prompt> <ticks>                 SysTick ticks of the whole prefill (one step per prompt token)
- *   T <token> <ticks>                    a generated token, and the ticks of the step that consumed it (0 for the last)
+ *   T <token> <ticks> <cycles>           a generated token, and the SysTick ticks and DWT cycles of the step that
+ *                                        consumed it (0 for the last; cycles are 0 under QEMU, real on a board)
  *   S stack=<bytes>                      stack high-water mark (painted stack)
  * Exit status: 0 ok, 2 bad arguments, 3 fault (HardFault handler prints FAULT ... pc=...). */
 #include <stdint.h>
@@ -14,6 +15,7 @@
 
 uint64_t edgeslm_ticks(void);
 uint32_t edgeslm_stack_used(void);
+uint32_t edgeslm_cycles(void);
 
 static char cmdline[2048];
 static int prompt[MODEL_SEQ];
@@ -114,9 +116,12 @@ int main(void) {
     for (int i = 0, pos = n; i < max_new; i++, pos++) {
         int tok = argmax(logits, MODEL_VOCAB);
         uint64_t ticks = 0;
+        uint32_t cycles = 0;
         if (i + 1 < max_new && pos < MODEL_SEQ) {
             uint64_t a = edgeslm_ticks();
+            uint32_t c = edgeslm_cycles();
             logits = edgeslm_forward(tok, pos);
+            cycles = edgeslm_cycles() - c;
             ticks = edgeslm_ticks() - a;
             if (dump) dump_logits(pos, logits);
         }
@@ -124,6 +129,8 @@ int main(void) {
         sh_put_i64(tok);
         sh_puts(" ");
         sh_put_i64((int64_t)ticks);
+        sh_puts(" ");
+        sh_put_i64(cycles);
         sh_puts("\n");
         if (pos >= MODEL_SEQ) break;
     }

@@ -6,7 +6,8 @@
  *
  * Instruction counting: under `qemu-system-arm -icount shift=N,sleep=off` SysTick (CPU clock source)
  * advances deterministically with retired instructions; instructions = ticks * (1e9 / f_systick) / 2^N.
- * On real silicon use DWT->CYCCNT (cycles, not emulated by QEMU): see edgeslm_cycles() below. */
+ * On real silicon DWT->CYCCNT counts cycles (QEMU does not emulate it: it reads 0 there); startup enables it
+ * and edgeslm_cycles() reads it, so the same firmware reports cycles on a board. */
 #include <stdint.h>
 #include "semihost.h"
 
@@ -22,6 +23,9 @@ static void Default_Handler(void) { sh_puts("FAULT unexpected interrupt\n"); sh_
 #define SYST_RVR (*(volatile uint32_t *)0xE000E014u)
 #define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
 #define CPACR (*(volatile uint32_t *)0xE000ED88u)
+#define DEMCR (*(volatile uint32_t *)0xE000EDFCu)
+#define DWT_CTRL (*(volatile uint32_t *)0xE0001000u)
+#define DWT_CYCCNT (*(volatile uint32_t *)0xE0001004u)
 #define SYSTICK_RELOAD 0xFFFFFFu   /* 24-bit counter: one wrap interrupt every 2^24 ticks */
 
 __attribute__((section(".vectors"), used)) void (*const edgeslm_vectors[16])(void) = {
@@ -47,6 +51,9 @@ uint64_t edgeslm_ticks(void) {
     } while (w1 != systick_wraps);     /* the wrap interrupt fired between the two reads: read again */
     return (uint64_t)w1 * (SYSTICK_RELOAD + 1u) + (SYSTICK_RELOAD - v);
 }
+
+/* Core cycles (32-bit, wraps) from the DWT cycle counter; 0 under QEMU. */
+uint32_t edgeslm_cycles(void) { return DWT_CYCCNT; }
 
 uint32_t edgeslm_stack_used(void) {
     const uint32_t *p = &_sstack;
@@ -88,6 +95,9 @@ void Reset_Handler(void) {
     uint32_t *sp;
     __asm__ volatile("mov %0, sp" : "=r"(sp));
     for (uint32_t *p = &_sstack; p < sp - 16; p++) *p = STACK_PAINT;
+    DEMCR |= 1u << 24;                    /* TRCENA: enable DWT */
+    DWT_CYCCNT = 0;
+    DWT_CTRL |= 1u;                       /* CYCCNTENA */
     SYST_RVR = SYSTICK_RELOAD;
     SYST_CVR = 0;
     SYST_CSR = 0x7u;                      /* enable, interrupt on wrap, processor clock */

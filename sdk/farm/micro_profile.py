@@ -19,6 +19,7 @@ from edgeslm.errors import EdgeSLMError
 from edgeslm.farm.metrics import accuracy_gate, empty_metrics, provenance, summarize
 
 MCU_FIELDS = ("instructions_per_token", "instructions_per_token_by_prompt", "prefill_instructions_per_token",
+              "cycles_per_token",
               "flash_bytes", "ram_bytes", "stack_bytes", "flash_budget_bytes", "ram_budget_bytes")
 
 
@@ -43,6 +44,7 @@ def parse_output(text: str) -> dict:
         elif tag == "T":
             out["tokens"].append(int(parts[1]))
             out["decode_ticks"].append(int(parts[2]))
+            out.setdefault("decode_cycles", []).append(int(parts[3]) if len(parts) > 3 else 0)
         elif tag == "L":
             out["logits"][int(parts[1])] = [int(v) for v in parts[2:]]
         elif tag == "S":
@@ -115,6 +117,9 @@ def measure(device, bundle: Bundle, prompt: list[int], lengths: list[int], *, ma
             instructions_per_token_by_prompt=by,
             prefill_instructions_per_token={str(n): device.instructions(r["prefill_ticks"]) / n for n, r in runs.items()},
             stack_bytes=max(r["stack"] for r in runs.values()))
+        cycles = [c for r in runs.values() for c in r.get("decode_cycles", []) if c]
+        # DWT->CYCCNT: real cycles on a board; QEMU does not emulate it (all zero): then None, never faked
+        metrics["cycles_per_token"] = summarize(cycles) if cycles else None
     status = "error" if error else gate["status"]
     return {"device": device.id, "target": device.target.name, "status": status, "error": error,
             "latency_kind": device.latency_kind, **metrics, "accuracy": gate,
