@@ -167,3 +167,20 @@ def test_pre_state_deployment_target_is_refused():
     old = dataclasses.replace(get_target("ios-arm64"), name="ios17", extra={"coreml_deployment_target": "iOS17"})
     with pytest.raises(Unsupported, match="ios17' deploys to iOS17, but a stateful KV cache needs iOS 18"):
         deployment_target(old)
+
+
+def test_sliding_window_family_converts_and_matches_eager(tiny_checkpoint, tmp_path):
+    """Mistral (window 6 < context): the sliding mask goes through logical_and (coremltools has no `&`)."""
+    from edgeslm.compilers.coreml.convert import to_mlprogram
+    from edgeslm.ingest import load_checkpoint
+    from edgeslm.targets import get_target
+    torch.set_grad_enabled(False)
+    model = load_checkpoint(tiny_checkpoint("mistral"), max_seq_len=16).model
+    assert model.window == 6
+    mlmodel, _, _ = to_mlprogram(model, get_target("macos-arm64"))
+    mlmodel.save(str(tmp_path / "m.mlpackage"))
+    ids = [1, 30, 31, 32, 200, 201, 7, 8, 9, 10, 11]                     # longer than the window
+    ref = eager_logits(model, ids)
+    session = MILSession(tmp_path / "m.mlpackage")
+    got = [session.forward(ids[:8], 0)] + [session.forward([t], p) for p, t in enumerate(ids[8:], start=8)]
+    assert np.abs(np.stack(got) - ref[7:]).max() < 0.06

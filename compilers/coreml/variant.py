@@ -7,7 +7,8 @@ numerics) stay untouched:
      coreml_update_state in MIL) instead of index_put_
   3. finite additive masks: 0 where visible, -MASK_FLOOR elsewhere, built arithmetically. The shared
      decoder's torch.where(visible, 0.0, -inf) converts to a MIL `select` whose inferred shape drops the
-     [T, S] dims (coremltools 9), which then bakes T = 1 into later reshapes: prefill would break.
+     [T, S] dims (coremltools 9), which then bakes T = 1 into later reshapes: prefill would break. The
+     sliding-window mask uses logical_and (coremltools has no converter for the bool `&` operator).
 
 export_variant(): torch.export of forward(tokens [1, T], input_pos [T]) -> logits [1, V], T in
 [1, max_seq_len - 1] (the slice bounds add a `T != max_seq_len` guard), then run_decompositions({}).
@@ -20,12 +21,22 @@ import torch
 
 from edgeslm.compilers.base import Unsupported
 from edgeslm.models import Decoder, SliceKVCache
+from edgeslm.models.config import FULL, SLIDING
 
 MASK_FLOOR = 30000.0   # fp16-safe stand-in for -inf: exp(-30000) == 0 in float16 and float32
 
 
 class CoreMLDecoder(Decoder):
     """Decoder with finite, arithmetic additive masks (see the module docstring, change 3)."""
+
+    def _masks(self, input_pos: torch.Tensor, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+        q_pos, k_pos = input_pos.unsqueeze(1), self.cache_pos.unsqueeze(0)   # [T, 1], [1, S]
+        visible = k_pos <= q_pos                                            # [T, S] causal
+        full = self._additive(visible, dtype)
+        if self.window is None:
+            return {FULL: full, SLIDING: full}
+        in_window = torch.logical_and(visible, k_pos > q_pos - self.window)
+        return {FULL: full, SLIDING: self._additive(in_window, dtype)}
 
     def _additive(self, visible: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         add = (visible.to(dtype) - 1.0) * MASK_FLOOR                      # [T, S]: 0 or -MASK_FLOOR
