@@ -16,8 +16,8 @@ STYLE = {"ok": "bold green", "wrong": "bold red", "error": "red"}
 
 
 def open_store(args, farm=None):
-    from edgeslm.farm.store import Store, default_store_path
-    return Store(args.store or (farm.store if farm and farm.store else None) or default_store_path())
+    from edgeslm.farm.store import default_store_path, open_store as open_any
+    return open_any(args.store or (farm.store if farm and farm.store else None) or default_store_path())
 
 
 def _table(doc: dict) -> Table:

@@ -18,15 +18,15 @@ def add_store_flags(parser) -> None:
 
 
 def open_store(args):
-    from edgeslm.farm.store import Store, default_store_path
+    from edgeslm.farm.store import default_store_path, open_store as open_any
     if args.store:
-        return Store(args.store)
+        return open_any(args.store)
     if args.farm:
         from edgeslm.farm.farmfile import load_farm
         farm = load_farm(args.farm)
         if farm.store:
-            return Store(farm.store)
-    return Store(default_store_path())
+            return open_any(farm.store)
+    return open_any(default_store_path())
 
 
 def add_arguments(parser) -> None:

@@ -1,7 +1,8 @@
 """farm.toml: the devices of a farm, where its results go. Every mistake is one line naming file:line.
 
     [store]
-    path = "results.sqlite"          # relative to this file; default $EDGESLM_STORE or <cache>/farm/results.sqlite
+    path = "results.sqlite"          # relative to this file, or postgresql://...; default $EDGESLM_STORE or
+                                     # <cache>/farm/results.sqlite
 
     [[device]]
     id = "pc"                        # required, unique; any characters (never reaches a shell)
@@ -39,7 +40,7 @@ def default_farm_path() -> Path:
 class Farm:
     path: Path
     devices: dict[str, dict]               # id -> the [[device]] table (plus "_line")
-    store: Path | None = None
+    store: Path | str | None = None           # a SQLite path or a postgresql:// URL
     _open: dict = field(default_factory=dict)
 
     def open(self, device_id: str):
@@ -134,9 +135,9 @@ def load_farm(path: str | Path | None = None) -> Farm:
         if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
             raise EdgeSLMError("labels must be a list of strings", path=where(keys.get((i, "labels"), header)))
         devices[entry["id"]] = {**entry, "_line": header}
-    store_path = Path(store["path"]) if "path" in store else None
-    if store_path is not None and not store_path.is_absolute():
-        store_path = path.parent / store_path
+    store_path = store.get("path")
+    if store_path is not None and not str(store_path).startswith(("postgresql://", "postgres://")):
+        store_path = Path(store_path) if Path(store_path).is_absolute() else path.parent / store_path
     return Farm(path.resolve(), devices, store_path)
 
 

@@ -52,6 +52,12 @@ def default_store_path() -> Path:
     return cache_root() / "farm" / "results.sqlite"
 
 
+def open_store(spec: str | Path):
+    """A results store from a path (SQLite) or a postgresql:// URL (store_pg.PgStore, optional psycopg)."""
+    from edgeslm.farm.store_pg import PgStore, is_url
+    return PgStore(str(spec)) if is_url(spec) else Store(spec)
+
+
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
