@@ -25,10 +25,13 @@ def _table(doc: dict) -> Table:
     for col in ("device", "model/quant", "prompt", "threads", "status", "TTFT ms", "decode tok/s", "memory"):
         table.add_column(col, justify="left" if col in ("device", "model/quant", "status") else "right")
     for r in doc["results"]:
-        dev = r["device"] if r["device"] == r["requested_device"] else f"{r['requested_device']} -> {r['device']}"
+        moved = r["device"] != r["requested_device"]
+        dev = escape(f"{r['requested_device']} -> {r['device']}" if moved else r["device"])
+        if r.get("latency_kind") not in (None, "measured"):
+            dev += " [yellow](emulated)[/]"
         ttft = (r.get("ttft_ms") or {}).get(str(r["prompt_length"]))
         decode = r.get("decode_tokens_per_s")
-        table.add_row(escape(dev), escape(f"{r.get('model')}/{r['quant']}"), str(r["prompt_length"]),
+        table.add_row(dev, escape(f"{r.get('model')}/{r['quant']}"), str(r["prompt_length"]),
                       str(r["threads"]), f"[{STYLE.get(r['status'], 'red')}]{r['status'].upper()}[/]",
                       "-" if not ttft else f"{ttft['median']:.1f}",
                       "-" if not decode else f"{decode['mean']:.1f} ± {decode['std']:.1f}",

@@ -5,6 +5,7 @@
 - profile.py: profile(bundle, devices, ...) -> results document (build/push/run the native runner, accuracy gate)
 - ssh.py, adb.py: Linux boards over OpenSSH, Android phones over adb (farm.toml devices)
 - farmfile.py, matrix.py, store.py: farm.toml, matrix runs (retries, failover, resume), the SQLite results store
+  (store_pg.py: the same on PostgreSQL for a shared store)
 - scaleout.py: the same jobs on Dask distributed workers that declare their devices as resources
 - qemu_cortex_m.py, micro_profile.py: MCU firmware (backend micro) on qemu-system-arm, instructions per token
 - metrics.py: runner JSON -> the one metric schema of DESIGN.md; provenance
