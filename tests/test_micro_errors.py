@@ -31,8 +31,10 @@ int main(void) {
 """
 
 
-def test_too_big_for_flash_refused_early_with_numbers(tmp_path):
+def test_too_big_for_flash_refused_early_with_numbers(tmp_path, monkeypatch):
+    from edgeslm.compilers.micro import quantize
     model = tiny_decoder(vocab=2048, hidden=256, layers=2, heads=4, kv_heads=4, ff=512, tied=False)
+    monkeypatch.setattr(quantize, "quantize_model", lambda m: pytest.fail("quantized before the budget check"))
     with pytest.raises(EdgeSLMError, match=r"model too big for cortex-m4 .*flash [\d,]+ B > 1,048,576 B "
                                            r"\(over by [\d,]+ B\)") as err:
         lower(model, "cortex-m4", tmp_path)

@@ -42,7 +42,7 @@ class MicroCompiler:
         import time
 
         from edgeslm.compilers.micro import budget, build, project
-        from edgeslm.compilers.micro.quantize import quantize_model
+        from edgeslm.compilers.micro.quantize import blob_bytes, model_meta, quantize_model
 
         if not self.supports(target):
             raise Unsupported(f"backend 'micro' cannot build for target '{target.name}' (kind {target.kind})",
@@ -57,10 +57,11 @@ class MicroCompiler:
         t0 = time.perf_counter()
         if progress:
             progress("quantize")
-        packed, meta = quantize_model(model)
+        meta = model_meta(model)                 # refuses unsupported architectures
         params = sum(p.numel() for p in model.parameters())
-        est = budget.estimate(len(packed.blob), meta, target)
-        budget.check(est, target, params)
+        est = budget.estimate(blob_bytes(meta), meta, target)
+        budget.check(est, target, params)        # refuses before any weight is quantized
+        packed, meta = quantize_model(model)
         timings["quantize"] = time.perf_counter() - t0
         if progress:
             progress("emit")

@@ -1,6 +1,7 @@
 """Decoder (float PyTorch) -> the integer model of the micro runtime, as one weights blob + a layout.
 
-Steps: check the architecture is one the C emitter implements (supported()) -> per linear / embedding:
+Steps: check the architecture is one the C emitter implements (supported(), model_meta(); blob_bytes() sizes
+the blob beforehand for the early budget check) -> per linear / embedding:
 int8 weights per output row with a fixed-point scale (mult in [2^30, 2^31), shift) -> norm weights Q16 ->
 RoPE cos/sin Q30 [max_seq_len, head_dim/2] -> pack every tensor into weights.bin (8-byte aligned) and
 record name -> (offset, dtype, shape) in the layout. Tied embeddings share one tensor (flash counts once).
@@ -96,16 +97,42 @@ def norm_q16(weight) -> np.ndarray:
     return np.rint(weight.detach().float().numpy().astype(np.float64) * 65536).astype(np.int32)
 
 
-def quantize_model(model) -> tuple[Packed, dict]:
-    """Decoder -> (Packed weights, model config for the C header and the reference)."""
+def model_meta(model) -> dict:
+    """The integer model's shapes and fixed-point constants (model_config.h), from the decoder's config.
+    Raises Unsupported for what the C emitter does not implement."""
     cfg = model.config
     why = supported(cfg)
     if why:
         raise Unsupported(why, fix="use a Llama-architecture checkpoint (LlamaForCausalLM, SmolLM, TinyLlama, "
                                    "MobileLLM), or --backend executorch for a CPU target")
+    tied = cfg.tie_word_embeddings or model.lm_head.weight.data_ptr() == model.embed_tokens.weight.data_ptr()
+    return {
+        "vocab": cfg.vocab_size, "dim": cfg.hidden_size, "ff": cfg.intermediate_size, "layers": cfg.num_layers,
+        "heads": cfg.num_heads, "kv_heads": cfg.num_kv_heads, "head_dim": cfg.head_dim,
+        "seq": model.max_seq_len, "tied": bool(tied),
+        "eps_q32": max(1, round(cfg.rms_norm_eps * 2 ** 32)),
+        "attn_scale_q16": round(cfg.attn_scale * 65536),
+    }
+
+
+def blob_bytes(meta: dict) -> int:
+    """Exact size of weights.bin for `meta`, without quantizing anything (the early budget check)."""
+    pad = lambda n: -(-n // ALIGN) * ALIGN  # noqa: E731
+    linear = lambda rows, cols: pad(rows * cols) + 2 * pad(4 * rows)  # noqa: E731
+    dim, ff, h, hkv, d = meta["dim"], meta["ff"], meta["heads"], meta["kv_heads"], meta["head_dim"]
+    per_layer = (linear(h * d, dim) + 2 * linear(hkv * d, dim) + linear(dim, h * d) + 2 * linear(ff, dim)
+                 + linear(dim, ff) + 2 * pad(4 * dim))
+    head = linear(meta["vocab"], dim) * (1 if meta["tied"] else 2)
+    return head + pad(4 * dim) + 2 * pad(4 * meta["seq"] * (d // 2)) + meta["layers"] * per_layer
+
+
+def quantize_model(model) -> tuple[Packed, dict]:
+    """Decoder -> (Packed weights, model config for the C header and the reference)."""
+    cfg = model.config
+    meta = model_meta(model)
+    tied = meta["tied"]
     packed = Packed()
     packed.add_linear("emb", model.embed_tokens.weight)
-    tied = cfg.tie_word_embeddings or model.lm_head.weight.data_ptr() == model.embed_tokens.weight.data_ptr()
     if tied:
         for part in ("w", "mult", "shift"):
             packed.alias(f"lm_head.{part}", f"emb.{part}")
@@ -123,11 +150,5 @@ def quantize_model(model) -> tuple[Packed, dict]:
             packed.add_linear(f"l{i}.{name}", getattr(mlp, name).weight)
         packed.add(f"l{i}.attn_norm", norm_q16(layer.input_layernorm.weight))
         packed.add(f"l{i}.ffn_norm", norm_q16(layer.post_attention_layernorm.weight))
-    meta = {
-        "vocab": cfg.vocab_size, "dim": cfg.hidden_size, "ff": cfg.intermediate_size, "layers": cfg.num_layers,
-        "heads": cfg.num_heads, "kv_heads": cfg.num_kv_heads, "head_dim": cfg.head_dim,
-        "seq": model.max_seq_len, "tied": bool(tied),
-        "eps_q32": max(1, round(cfg.rms_norm_eps * 2 ** 32)),
-        "attn_scale_q16": round(cfg.attn_scale * 65536),
-    }
+    assert len(packed.blob) == blob_bytes(meta), (len(packed.blob), blob_bytes(meta))
     return packed, meta
