@@ -1,6 +1,7 @@
 """CPU schedules for the fused kernels: which rule takes which PrimFunc (first match wins).
 
-  DecodeGemv       decode's matvecs W [out, in] x x [in] (reduction along the contiguous axis):
+  DecodeGemv       matvecs W [out, in] x x [in, T] (reduction along the contiguous axis; T = 1 in
+                   decode, symbolic in prefill, then each weight row is reused for the T columns):
                    output rows split in tiles, tiles in parallel across threads, the reduction in
                    vector-width chunks that LLVM turns into SIMD multiply-adds, partial sums kept in a
                    register-resident accumulator per row and reduced once (rfactor)
@@ -26,7 +27,7 @@ def _extent(sch, loop) -> int | None:
 
 
 class DecodeGemv(CPUScheduleRule):
-    """out[i] = sum_k f(W[i, k]) * x[k] (+ injective epilogue), static shapes."""
+    """out[i, t] = sum_k f(W[i, k]) * x[k, t] (+ injective epilogue); rows static, t static or symbolic."""
 
     def __init__(self, rows_per_task: int = 16, lanes: int = 8):
         self.rows_per_task, self.lanes = rows_per_task, lanes
@@ -47,17 +48,20 @@ class DecodeGemv(CPUScheduleRule):
         loops = sch.get_loops(main.block_rv)
         spatial, red = loops[:-1], loops[-1]
         k = _extent(sch, red)
+        extents = [_extent(sch, loop) for loop in spatial]
+        n_static = next((i for i, e in enumerate(extents) if e is None), len(extents))
+        if n_static == 0 or any(e is not None for e in extents[n_static:]):
+            return None                        # static rows first, then at most the dynamic T (prefill)
         rows = 1
-        for loop in spatial:
-            ext = _extent(sch, loop)
-            if ext is None:
-                return None
+        for ext in extents[:n_static]:
             rows *= ext
         if k is None or k % self.lanes or rows < 2 * self.rows_per_task or k < 64:
             return None
-        row = sch.fuse(*spatial) if len(spatial) > 1 else spatial[0]
+        static = spatial[:n_static]
+        row = sch.fuse(*static) if len(static) > 1 else static[0]
         task, inner_row = sch.split(row, [None, self.rows_per_task])
         ko, ki = sch.split(red, [None, self.lanes])
+        dyn = len(spatial) - n_static            # prefill: the T loop sits between the row and the reduction
         # partial sums per lane: acc[lane, row] = sum_ko f(W[row, ko*lanes+lane]) * x[ko*lanes+lane]
         acc = sch.rfactor(ki, 0)
         sch.reverse_compute_at(main.block_rv, sch.get_loops(acc)[1])   # lanes summed once per row
@@ -65,11 +69,22 @@ class DecodeGemv(CPUScheduleRule):
             sch.reverse_compute_at(infos[1].block_rv, sch.get_loops(acc)[1])
         sch.parallel(sch.get_loops(acc)[0])                     # row tiles across threads
         sch.vectorize(sch.get_loops(acc)[-1])                   # one SIMD multiply-add per ko step
-        sch.decompose_reduction(acc, sch.get_loops(acc)[2])     # zero the accumulator before the ko loop
+        sch.decompose_reduction(acc, sch.get_loops(acc)[2 + dyn])   # zero the accumulator before the ko loop
         return sch
 
 
 class ParallelSpatial(CPUScheduleRule):
+    min_parallel_work = 1 << 14          # elements (x reduction length) below which a kernel stays serial
+
+    @staticmethod
+    def _inner_work(sch, info) -> int:
+        work = 1
+        for it in info.iters:
+            if it.kind != "S":
+                ext = _extent(sch, it.loop_rv)
+                work *= ext if ext is not None else 64
+        return work
+
     def apply(self, func, target, tunable):
         if not isinstance(func, tirx.PrimFunc) or not self.is_target_available(target):
             return None
@@ -88,8 +103,8 @@ class ParallelSpatial(CPUScheduleRule):
                 continue
             fused = sch.fuse(*lead) if len(lead) > 1 else lead[0]
             ext = _extent(sch, fused)
-            if ext is not None and ext < 2:
-                continue
+            if ext is not None and ext * self._inner_work(sch, info) < self.min_parallel_work:
+                continue                        # a thread-pool launch costs more than the loop
             sch.parallel(fused)
         return sch
 
