@@ -83,6 +83,8 @@ def export(checkpoint: str | Path, *, out: str | Path, backend: str = "executorc
         loaded = load_checkpoint(ckpt_dir, max_seq_len=max_seq_len)
         tokenizer = Tokenizer.from_dir(loaded.root)
         model = loaded.model
+        if hasattr(compiler, "check_fits"):   # a backend with a hard memory budget (MCU) refuses before the work
+            compiler.check_fits(model, target_obj)
 
         step("reference")
         from edgeslm import accuracy

@@ -38,6 +38,14 @@ class MicroCompiler:
     def check_recipe(self, recipe) -> None:
         check_recipe(recipe)
 
+    def check_fits(self, model, target) -> None:
+        """Refuse, with the numbers, a model that cannot fit the target (called by export right after ingest)."""
+        from edgeslm.compilers.micro import budget
+        from edgeslm.compilers.micro.quantize import blob_bytes, model_meta
+        meta = model_meta(model)
+        budget.check(budget.estimate(blob_bytes(meta), meta, target), target,
+                     sum(p.numel() for p in model.parameters()))
+
     def lower(self, model, target, recipe, out: Path, *, progress=None, kernel: str | None = None) -> LowerResult:
         import time
 
@@ -57,10 +65,9 @@ class MicroCompiler:
         t0 = time.perf_counter()
         if progress:
             progress("quantize")
-        meta = model_meta(model)                 # refuses unsupported architectures
-        params = sum(p.numel() for p in model.parameters())
+        self.check_fits(model, target)           # unsupported architecture / too big: before any quantization
+        meta = model_meta(model)
         est = budget.estimate(blob_bytes(meta), meta, target)
-        budget.check(est, target, params)        # refuses before any weight is quantized
         packed, meta = quantize_model(model)
         timings["quantize"] = time.perf_counter() - t0
         if progress:
