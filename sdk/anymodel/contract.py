@@ -26,8 +26,9 @@ ATTRIBUTES = ("vocab_size", "max_seq_len", "bos_id", "eos_ids")
 
 
 def _source(model: nn.Module) -> Path | None:
+    # from forward's code object: works for classes whose module is not in sys.modules (loaded by path)
     try:
-        return Path(inspect.getsourcefile(type(model)))
+        return Path(inspect.getsourcefile(type(model).forward))
     except (TypeError, OSError):
         return None
 

@@ -111,7 +111,8 @@ def export_decoder_module(model: nn.Module, *, out: str | Path, target: str = "h
                 line = user_line(err.__cause__, source) if err.__cause__ is not None else None
                 if line is None:
                     raise
-                raise EdgeSLMError(f"torch.export cannot trace {type(model).__name__}: {str(err).split(' — ')[0]}"
+                raise EdgeSLMError(f"torch.export cannot trace {type(model).__name__}: "
+                                   f"{str(err).split(' — ')[0].removeprefix('torch.export failed: ')}"
                                    f" at {line}", path=source,
                                    fix="replace Python control flow on tensor values (if/for on .item(), "
                                        "data-dependent shapes) with torch.where / torch.cond / static shapes"
