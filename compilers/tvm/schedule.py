@@ -5,6 +5,8 @@
                    output rows split in tiles, tiles in parallel across threads, the reduction in
                    vector-width chunks that LLVM turns into SIMD multiply-adds, partial sums kept in a
                    register-resident accumulator per row and reduced once (rfactor)
+  BatchedReductionOutside  attention's batched matmuls: reduction loop moved outside the contiguous
+                   output axis (rows of K/V streamed, not columns)
   dl.cpu.GEMV      DLight's GEMV rule for the shapes DecodeGemv declines
   dl.cpu.Reduction DLight's reduction rule (norms, softmax rows)
   ParallelSpatial  everything else (prefill matmuls, elementwise, attention): the leading spatial loops
@@ -73,6 +75,38 @@ class DecodeGemv(CPUScheduleRule):
         return sch
 
 
+class BatchedReductionOutside(CPUScheduleRule):
+    """Attention's batched matmuls (scores = q @ K [H, D, S], out = p @ V [H, S, D]): out[b, i, j] = sum_k
+    a[b, i, k] * c[b, k, j] with j contiguous in c and out. The default order reads c down a column (stride
+    S or D floats) for every output element; with the reduction moved outside j, each step streams one
+    contiguous row of c into an output row that stays in L1, and LLVM vectorises the j loop."""
+
+    def apply(self, func, target, tunable):
+        if not isinstance(func, tirx.PrimFunc) or not self.is_target_available(target):
+            return None
+        sch = s_tir.Schedule(func)
+        infos = normalize_prim_func(sch)
+        if infos is None:
+            return None
+        infos = try_inline_contiguous_spatial(sch, infos)
+        if infos is None or len(infos) not in (1, 2):
+            return None
+        main = infos[0]
+        kinds = main.dom_kind()
+        if len(kinds) < 4 or kinds[-1] != "R" or "R" in kinds[:-1]:
+            return None                         # batched: >= 3 spatial dims, one trailing reduction
+        if len(infos) == 2 and not infos[1].is_injective():
+            return None
+        *outer, last, red = sch.get_loops(main.block_rv)
+        sch.reorder(red, last)
+        rows = sch.fuse(*outer)
+        if len(infos) == 2:
+            sch.reverse_compute_at(infos[1].block_rv, rows)
+        sch.parallel(rows)
+        sch.decompose_reduction(main.block_rv, red)
+        return sch
+
+
 class ParallelSpatial(CPUScheduleRule):
     min_parallel_work = 1 << 14          # elements (x reduction length) below which a kernel stays serial
 
@@ -110,4 +144,4 @@ class ParallelSpatial(CPUScheduleRule):
 
 
 def rules(threads: int = 0) -> list:
-    return [DecodeGemv(), dl.cpu.GEMV(), dl.cpu.Reduction(), ParallelSpatial()]
+    return [DecodeGemv(), BatchedReductionOutside(), dl.cpu.GEMV(), dl.cpu.Reduction(), ParallelSpatial()]
