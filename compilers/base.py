@@ -44,13 +44,16 @@ class Unsupported(EdgeSLMError):
     """A backend declines a model, target or recipe; the message says which and why."""
 
 
-class CannotRunHere(Exception):
+class CannotRunHere(EdgeSLMError):
     """Raised by `open_session` when this host cannot execute the backend's artifact (e.g. Core ML off
-    macOS). str() is the reason. `stand_in` may hold a session that computes the same program another
-    way (described by its `runtime` attribute); export then records accuracy measured through it."""
+    macOS); verbs that need to run it (run, eval) fail with this one line. `reason` is the why; `stand_in`
+    may hold a session that computes the same program another way (described by its `runtime`
+    attribute): export then records accuracy measured through it."""
 
     def __init__(self, reason: str, stand_in=None):
-        super().__init__(reason)
+        super().__init__(f"this host cannot run the bundle: {reason}",
+                         fix="run it on the target device (edgeslm package --ios for Apple bundles)")
+        self.reason = reason
         self.stand_in = stand_in
 
 

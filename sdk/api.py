@@ -54,9 +54,15 @@ def resolve_checkpoint(path: str | Path, progress: bool = True) -> Path:
 
 def export(checkpoint: str | Path, *, out: str | Path, backend: str = "executorch", target: str = "host",
            quant: str = "fp32", max_seq_len: int | None = None, force: bool = False,
-           progress: bool = True, backend_options: dict | None = None) -> Bundle:
+           progress: bool = True, backend_options: dict | None = None, **module_options) -> Bundle:
     """Checkpoint -> verified bundle in `out` (steps in the module docstring). backend_options: extra keyword
-    arguments for the backend's lower(), e.g. {"tuned": False} for TVM's untuned baseline."""
+    arguments for the backend's lower(), e.g. {"tuned": False} for TVM's untuned baseline.
+    `checkpoint` may also be a torch.nn.Module: edgeslm.anymodel.export_module (module_options:
+    tokenizer_dir for a decoder, example_inputs / dynamic_shapes for a plain graph)."""
+    if not isinstance(checkpoint, (str, os.PathLike)):
+        from edgeslm.anymodel import export_module
+        return export_module(checkpoint, out=out, backend=backend, target=target, quant=quant, force=force,
+                             progress=progress, **module_options)
     from edgeslm.compilers import get_compiler
     from edgeslm.compilers.base import check_recipe
     from edgeslm.quant import load_recipe
@@ -158,8 +164,8 @@ def _accuracy_check(compiler, draft: Bundle, prompts, reference, golden) -> dict
         session, runtime = compiler.open_session(draft), "native"
     except CannotRunHere as err:
         if err.stand_in is None:
-            return dict(base, status=f"not run here: {err}")
-        session, runtime = err.stand_in, f"stand-in: {err.stand_in.runtime} ({err})"
+            return dict(base, status=f"not run here: {err.reason}")
+        session, runtime = err.stand_in, f"stand-in: {err.stand_in.runtime} ({err.reason})"
     candidate = [accuracy.session_logits(session, ids) for ids in prompts]
     check = accuracy.compare(reference, candidate)
     bundle_greedy, runner_up, margins = _greedy_session(session, prompts[0], GOLDEN_STEPS)

@@ -33,7 +33,7 @@ def test_executorch_coreml_delegate_bundle(tiny_checkpoint, tmp_path, capsys):
     assert len(acc["reference_greedy"]) == 16 and "top1_agreement" not in acc
     # the session refuses in the same words on this host
     from edgeslm.compilers.base import CannotRunHere
-    with pytest.raises(CannotRunHere, match="only on Apple OSes"):
+    with pytest.raises(CannotRunHere, match="this host cannot run the bundle: ExecuTorch.s Core ML backend runs only on Apple OSes"):
         api.open_session(bundle)
     # the delegate route is float16 only: compression goes through --backend coreml
     with pytest.raises(EdgeSLMError, match="Core ML delegate route does not take recipe 'int8'.*--backend coreml"):

@@ -114,3 +114,9 @@ def test_ios_device_needs_macos():
         pytest.skip("on macOS the driver talks to xcrun devicectl")
     with pytest.raises(EdgeSLMError, match="device 'ios' needs a macOS host with Xcode \\(xcrun devicectl\\)"):
         open_device("ios")
+
+
+def test_run_on_a_coreml_bundle_here_is_one_line(coreml_bundle, capsys):
+    assert main(["run", str(coreml_bundle.path), "-p", "hello"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "this host cannot run the bundle: Core ML runs only on macOS" in err

@@ -47,7 +47,7 @@ def quiet_third_party() -> None:
         warnings.filterwarnings("ignore", category=category)
     warnings.filterwarnings("ignore", message="Mutation on a buffer")   # the KV cache, by design
     warnings.filterwarnings("ignore", message="This API is experimental")
-    for name in ("torchao", "torch.utils._pytree", "torch._export", "torch.export"):
+    for name in ("torchao", "torch.utils._pytree", "torch._export", "torch.export", "coremltools"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
