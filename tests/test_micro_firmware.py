@@ -69,3 +69,17 @@ def test_dsp_kernel_costs_fewer_instructions(model, tmp_path):
         run = run_firmware(device, f"{kernel}.elf", PROMPT, 3, timeout_s=120)
         per_token[kernel] = device.instructions(run["decode_ticks"][0])
     assert per_token["dsp"] < 0.8 * per_token["portable"], per_token
+
+
+@pytest.mark.parametrize("target,kernel", [("cortex-m4", "dsp"), ("cortex-m55", "mve")])
+def test_odd_shapes_and_no_gqa_stay_bit_exact(tmp_path, target, kernel):
+    """Widths that are not whole DSP words / Helium vectors take the portable loop; MHA without GQA."""
+    model = tiny_decoder(seed=5, vocab=203, hidden=62, heads=1, kv_heads=1, ff=98, layers=1, seq=24)
+    lower(model, target, tmp_path, kernel=kernel)
+    fw = tmp_path / "firmware"
+    device = QemuCortexMDevice(target, workdir=tmp_path / "dev")
+    device.push(fw / "firmware.elf", "fw.elf")
+    got = run_firmware(device, "fw.elf", [1, 7, 202], 4, timeout_s=120, dump_logits=True)
+    tokens, logits = IntegerModel.from_dir(fw).greedy([1, 7, 202], 4)
+    assert got["tokens"] == tokens
+    assert [got["logits"][p] for p in range(len(logits))] == [r.tolist() for r in logits]
