@@ -97,6 +97,23 @@ def _table(doc: dict) -> Table:
     return table
 
 
+def _mcu_table(doc: dict) -> Table:
+    """Microcontroller rows (farm/micro_profile.py): QEMU instructions, never latency; static memory vs budget."""
+    table = Table(title="microcontroller (QEMU icount instructions, not latency)")
+    for col in ("device", "instr/token", "prefill instr/token", "flash / budget", "RAM / budget", "stack"):
+        table.add_column(col, justify="left" if col == "device" else "right")
+    for r in doc["results"]:
+        if not r.get("instructions_per_token"):
+            continue
+        prefill = r["prefill_instructions_per_token"] or {}
+        table.add_row(escape(r["device"]), f"{r['instructions_per_token']['mean']:,.0f}",
+                      ", ".join(f"{v:,.0f}@{n}" for n, v in prefill.items()),
+                      f"{human_bytes(r['flash_bytes'])} / {human_bytes(r['flash_budget_bytes'])}",
+                      f"{human_bytes(r['ram_bytes'])} / {human_bytes(r['ram_budget_bytes'])}",
+                      human_bytes(r["stack_bytes"]))
+    return table
+
+
 def _shout(doc: dict) -> None:
     """One loud line per device that is not ok (stderr, red)."""
     for r in doc["results"]:
@@ -112,8 +129,10 @@ def _shout(doc: dict) -> None:
                          highlight=False)
     for r in doc["results"]:
         if r["status"] != "error" and r["latency_kind"] != "measured":
-            STDERR.print(f"note: {escape(r['device'])} timings are {r['latency_kind']}; memory is the guest "
-                         "heap (mallinfo2), not the emulator's RSS", highlight=False)
+            memory = ("static RAM of the firmware" if r.get("instructions_per_token")
+                      else "the guest heap (mallinfo2), not the emulator's RSS")
+            STDERR.print(f"note: {escape(r['device'])} timings are {r['latency_kind']}; memory is {memory}",
+                         highlight=False)
 
 
 def _threads(text: str) -> list[int]:
@@ -147,6 +166,8 @@ def run(args) -> int:
         print_json(doc)
     else:
         STDOUT.print(_table(doc))
+        if any(r.get("instructions_per_token") for r in doc["results"]):
+            STDOUT.print(_mcu_table(doc))
         STDOUT.print(f"results: {doc['out']}", highlight=False, soft_wrap=True)
     _shout(doc)
     return exit_code(doc)
