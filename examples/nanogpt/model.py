@@ -62,6 +62,11 @@ class NanoGPT(nn.Module):
         self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight          # tied, as in nanoGPT
         self.register_buffer("cache_pos", torch.arange(max_seq_len), persistent=False)  # [S]
+        for module in self.modules():                   # nanoGPT's init: N(0, 0.02), zero biases
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, std=0.02)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
 
     def forward(self, tokens: torch.Tensor, input_pos: torch.Tensor) -> torch.Tensor:
         x = self.wte(tokens) + self.wpe(input_pos).unsqueeze(0)                      # [1, T, C]

@@ -38,7 +38,7 @@ def make_trained(weights: str | Path) -> NanoGPT:
     return model.eval()
 
 
-def train(text: str, vocab: list[str], seconds: float, seed: int = 0, block: int = 64, batch: int = 16):
+def train(text: str, vocab: list[str], seconds: float, seed: int = 0, block: int = 48, batch: int = 12):
     torch.manual_seed(seed)
     stoi = {c: i for i, c in enumerate(vocab)}
     data = torch.tensor([stoi[c] for c in text], dtype=torch.long)
@@ -55,7 +55,7 @@ def train(text: str, vocab: list[str], seconds: float, seed: int = 0, block: int
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         step += 1
         if step % 100 == 0:
             print(f"step {step:5d}  loss {sum(losses[-100:]) / 100:.3f}  {time.perf_counter() - started:.0f}s")

@@ -1,4 +1,7 @@
-"""edgeslm export CHECKPOINT --backend B --target T --quant Q -o OUT"""
+"""edgeslm export CHECKPOINT --backend B --target T --quant Q -o OUT
+
+CHECKPOINT may be path/to/file.py:factory (any PyTorch model, edgeslm.anymodel): a decoder meeting the
+contract, or with --example-inputs name:dtype[shape],... a plain graph."""
 from __future__ import annotations
 
 from edgeslm.cli.common import add_output_flags, human_bytes, print_json, print_table
@@ -15,11 +18,17 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-seq-len", type=int, default=None, help="context of the bundle (default: min(model, 2048))")
     parser.add_argument("-o", "--out", required=True, help="bundle directory to write")
     parser.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    parser.add_argument("--example-inputs", default=None, metavar="SPEC",
+                        help="file.py:factory only: export a plain graph, e.g. tokens:int64[1,128],mask:float32[1,128]")
+    parser.add_argument("--tokenizer", default=None, help="file.py:factory decoders: folder with tokenizer.json")
     add_output_flags(parser)
 
 
 def run(args) -> int:
     from edgeslm import api
+    from edgeslm.anymodel.factory import is_factory_spec
+    if is_factory_spec(args.checkpoint):
+        return _run_module(args)
     bundle = api.export(args.checkpoint, out=args.out, backend=args.backend, target=args.target, quant=args.quant,
                         max_seq_len=args.max_seq_len, force=args.force, progress=not (args.quiet or args.json))
     m = bundle.manifest
@@ -42,4 +51,32 @@ def run(args) -> int:
         *([("accuracy runtime", acc["runtime"])] if acc.get("runtime", "native") != "native" else []),
         ("export time", f"{m['export_seconds']:.1f} s"),
     ])
+    return 0
+
+
+def _run_module(args) -> int:
+    """file.py:factory -> edgeslm.anymodel.export_module (decoder, or plain graph with --example-inputs)."""
+    from edgeslm.anymodel import export_module
+    from edgeslm.anymodel.factory import load_factory
+    model = load_factory(args.checkpoint)
+    bundle = export_module(model, out=args.out, backend=args.backend, target=args.target, quant=args.quant,
+                           force=args.force, progress=not (args.quiet or args.json), tokenizer_dir=args.tokenizer,
+                           example_inputs=args.example_inputs)
+    m = bundle.manifest
+    if args.json:
+        print_json(dict(m, path=str(bundle.path)))
+        return 0
+    acc = m["accuracy"]
+    rows = [("model", f"{m['model']['architecture']} ({m['model']['parameters'] / 1e6:.2f} M params)"),
+            ("backend / target / quant", f"{m['backend']} / {m['target']['name']} / {m['quant']['name']}"),
+            ("artifact", m["artifact"])]
+    if m["model"].get("kind") == "graph":
+        rows += [("inputs", ", ".join(f"{i['name']}:{i['dtype']}{i['shape']}" for i in m["model"]["inputs"])),
+                 ("outputs", ", ".join(f"{o['name']}:{o['dtype']}{o['shape']}" for o in m["model"]["outputs"])),
+                 ("outputs allclose eager",
+                  f"{acc['allclose']} (max |diff| {max(acc['max_abs_diff'], default=0):.2e})")]
+    elif "top1_agreement" in acc:
+        rows += [("top-1 agreement vs eager", f"{acc['top1_agreement']:.4f} over {acc['positions']} positions"),
+                 ("greedy tokens match eager", str(acc["greedy_match"]))]
+    print_table(f"bundle {bundle.path}", rows + [("export time", f"{m['export_seconds']:.1f} s")])
     return 0
