@@ -217,3 +217,19 @@ def test_unsupported_op_named_with_its_node():
         check_ops(ep)
     message = str(err.value)
     assert "cummax.default" in message and "node cummax" in message and "test_tvm_backend.py" in message
+
+
+def test_cortex_m_route_builds_firmware_with_tvm_kernels(ckpt, tmp_path):
+    """--backend tvm on an MCU target: TVM-generated C kernels inside the micro firmware (no TVM runtime
+    fits a Cortex-M); the firmware runs in QEMU and matches the micro integer reference bit for bit."""
+    import shutil
+    if shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None:
+        pytest.skip("gcc-arm-none-eabi / qemu-system-arm not installed")
+    bundle = api.export(ckpt, out=tmp_path / "m4", backend="tvm", target="cortex-m4", quant="int8",
+                        max_seq_len=32, progress=False)
+    assert bundle.backend == "tvm" and bundle.manifest["lowering"]["metadata"]["kernel"] == "tvm"
+    assert "TVMBackendAllocWorkspace" in (tmp_path / "m4" / "firmware" / "kernels.c").read_text() or \
+        "tvm" in (tmp_path / "m4" / "firmware" / "kernels.c").read_text().lower()
+    from edgeslm.farm.profile import profile
+    doc = profile(tmp_path / "m4", ["qemu-cortex-m"], prompt_lengths=[8], max_new_tokens=4, progress=False)
+    assert doc["results"][0]["status"] == "ok", doc["results"][0]

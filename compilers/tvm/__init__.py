@@ -18,11 +18,22 @@ class TVMCompiler:
     recipes = ("fp32", "int8")
 
     def supports(self, target) -> bool:
-        return target.kind == "cpu" and self.name in target.backends
+        return target.kind in ("cpu", "mcu") and self.name in target.backends
+
+    def check_fits(self, model, target) -> None:
+        if target.kind == "mcu":
+            from edgeslm.compilers.micro import MicroCompiler
+            MicroCompiler().check_fits(model, target)
 
     def lower(self, model, target, recipe, out: Path, *, progress=None, tuned: bool = True):
         from edgeslm.compilers.tvm.lower import lower_to_library
 
+        if target.kind == "mcu":
+            # no TVM runtime fits a Cortex-M: TVM generates the C kernels, the micro firmware runs them
+            from edgeslm.compilers.micro import check_recipe as micro_recipe
+            from edgeslm.compilers.micro.tvm_kernels import lower_for_mcu
+            micro_recipe(recipe)
+            return lower_for_mcu(model, target, recipe, Path(out), progress=progress)
         if not self.supports(target):
             raise Unsupported(f"backend 'tvm' cannot build for target '{target.name}'",
                               fix="choose a CPU target: host, linux-arm64, android-arm64")
@@ -50,6 +61,9 @@ class TVMCompiler:
     def open_session(self, bundle, threads: int | None = None):
         from edgeslm.compilers.tvm.session import TVMSession, check_loadable
         library = bundle.path / bundle.manifest["artifact"]
+        if library.suffix == ".elf":          # a Cortex-M bundle: the micro integer reference runs it here
+            from edgeslm.compilers.micro import MicroCompiler
+            return MicroCompiler().open_session(bundle, threads=threads)
         twin = getattr(self, "_host_twin", None)
         if twin is not None and twin.is_file():
             library = twin                      # export's accuracy step on a cross-built bundle
