@@ -184,3 +184,22 @@ def test_sliding_window_family_converts_and_matches_eager(tiny_checkpoint, tmp_p
     session = MILSession(tmp_path / "m.mlpackage")
     got = [session.forward(ids[:8], 0)] + [session.forward([t], p) for p, t in enumerate(ids[8:], start=8)]
     assert np.abs(np.stack(got) - ref[7:]).max() < 0.06
+
+
+def test_rmsnorm_statistic_survives_outliers_beyond_float16(tiny_checkpoint, tmp_path):
+    """Real checkpoints have residual outliers (SmolLM2-135M: |x| ~ 22552) whose square overflows float16:
+    the converted program keeps x**2 -> mean -> rsqrt in float32. Scaled-up embeddings reproduce it here."""
+    from edgeslm.compilers.coreml.convert import to_mlprogram
+    from edgeslm.ingest import load_checkpoint
+    from edgeslm.targets import get_target
+    torch.set_grad_enabled(False)
+    model = load_checkpoint(tiny_checkpoint("llama"), max_seq_len=16).model
+    model.embed_tokens.weight.mul_(3000.0)                              # |x| ~ 1000: x**2 >> 65504
+    ids = [1, 30, 31, 32, 200]
+    ref = eager_logits(model, ids)
+    assert float(model.embed_tokens.weight.abs().max()) ** 2 > 65504 and np.isfinite(ref).all()
+    mlmodel, _, _ = to_mlprogram(model, get_target("ios-arm64"))
+    mlmodel.save(str(tmp_path / "m.mlpackage"))
+    got = MILSession(tmp_path / "m.mlpackage").forward(ids, 0)
+    assert np.isfinite(got).all() and int(got.argmax()) == int(ref[-1].argmax())
+    assert np.abs(got - ref[-1]).max() < 0.05 * np.abs(ref[-1]).max()

@@ -3,7 +3,8 @@
 Steps (each reported through `progress`):
   1. export    the Core ML decoder variant (variant.py): float16, slice-updated KV cache, finite masks;
                torch.export with T dynamic in [1, max_seq_len - 1] -> run_decompositions({})
-  2. lower     coremltools.convert: mlprogram, minimum deployment target from the target profile
+  2. lower     coremltools.convert: mlprogram, float16 compute except the RMSNorm statistic (fp16_op),
+               minimum deployment target from the target profile
                (iOS 18 / macOS 15: the first with model state), KV caches as ct.StateType (float16),
                inputs tokens int32 [1, T] and input_pos int32 [T] (flexible T: prefill and decode share
                one function), output logits float32 [1, V]; compute-unit hint as user metadata
@@ -43,6 +44,22 @@ def deployment_target(target):
     return getattr(ct.target, name)
 
 
+FP32_OPS = ("pow", "reduce_mean", "rsqrt")   # the RMSNorm statistic: x**2 overflows float16 above |x| = 256
+
+
+def fp16_op(op) -> bool:
+    """Which ops compute in float16: all but the RMSNorm statistic (x**2 -> mean -> + eps -> rsqrt).
+    Real checkpoints carry residual outliers (SmolLM2-135M: |x| up to 22552 at the first token), whose
+    square is +inf in float16: the norm would zero the hidden state. The `add` of eps after the mean stays
+    float32 too; the normalised product and everything else is float16."""
+    if op.op_type in FP32_OPS:
+        return False
+    if op.op_type == "add":
+        return not any(getattr(v, "op", None) is not None and v.op.op_type == "reduce_mean"
+                       for v in op.inputs.values() if not isinstance(v, (list, tuple)))
+    return True
+
+
 def to_mlprogram(model, target, timings: dict | None = None, step=None):
     """Steps 1-2: the float16 stateful ML Program (in memory). Returns (mlmodel, variant, caches)."""
     import coremltools as ct
@@ -65,7 +82,8 @@ def to_mlprogram(model, target, timings: dict | None = None, step=None):
               for name, b in caches.items()]
     try:
         mlmodel = ct.convert(ep, convert_to="mlprogram", minimum_deployment_target=deploy, states=states,
-                             compute_precision=ct.precision.FLOAT16, skip_model_load=True,
+                             compute_precision=ct.transform.FP16ComputePrecision(op_selector=fp16_op),
+                             skip_model_load=True,
                              outputs=[ct.TensorType(name=OUTPUT, dtype=np.float32)])
     except Exception as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
