@@ -29,11 +29,25 @@ def load_example():
     return mod
 
 
+def load_file(name: str):
+    spec = importlib.util.spec_from_file_location(f"nanogpt_{name}", ROOT / f"examples/nanogpt/{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+TEXT = "Beautiful is better than ugly.\nExplicit is better than implicit.\n"
+
+
 @pytest.fixture(scope="module")
 def nanogpt_bundle(tmp_path_factory):
-    model = load_example().make_model(vocab_size=65, n_layer=1, n_head=2, n_embd=32, max_seq_len=48)
+    chars = load_file("chars")
+    vocab = chars.vocab_of(TEXT)
+    tok_dir = chars.write_char_tokenizer(vocab, tmp_path_factory.mktemp("tok"))
+    model = load_example().make_model(vocab_size=len(vocab), n_layer=1, n_head=2, n_embd=32, max_seq_len=48)
     out = tmp_path_factory.mktemp("ngpt") / "bundle"
-    return model, export_decoder_module(model, out=out, progress=False)
+    import edgeslm
+    return model, edgeslm.export(model, out=out, tokenizer_dir=tok_dir, progress=False)
 
 
 def test_nanogpt_bundle_matches_eager(nanogpt_bundle):
@@ -41,7 +55,7 @@ def test_nanogpt_bundle_matches_eager(nanogpt_bundle):
     model, bundle = nanogpt_bundle
     m = bundle.manifest
     assert m["model"]["architecture"] == "custom:NanoGPT"
-    assert (m["model"]["vocab_size"], m["model"]["max_seq_len"], m["model"]["eos_ids"]) == (65, 48, [0])
+    assert (m["model"]["vocab_size"], m["model"]["max_seq_len"], m["model"]["eos_ids"]) == (model.vocab_size, 48, [0])
     acc = m["accuracy"]
     assert acc["status"] == "measured" and acc["greedy_match"] is True
     assert acc["top1_agreement"] == 1.0 and acc["max_abs_logit_diff"] < 1e-3
@@ -49,7 +63,7 @@ def test_nanogpt_bundle_matches_eager(nanogpt_bundle):
 
     # independently of the manifest: prefill 5 tokens then 8 greedy steps, eager vs .pte
     session = ExecuTorchSession(bundle.artifact)
-    prompt = [3, 17, 42, 8, 1]
+    prompt = [3, 17, 12, 8, 1]
     adapter = DecoderAdapter(model).eval()
     with torch.no_grad():
         eager_logits = adapter(torch.tensor([prompt]), torch.arange(5))[0].numpy()      # [V]
@@ -136,3 +150,27 @@ def test_data_dependent_control_flow_names_the_line(tmp_path):
     msg = str(err.value)
     assert f"{src}:12: if tokens.sum() > 3:" in msg and "torch.cond" in msg
     assert not out.exists()
+
+
+def test_edgeslm_run_on_the_custom_bundle(nanogpt_bundle):
+    """`edgeslm run` (tokenizer + session + generation loop) on the bundle gives eager's greedy text."""
+    from edgeslm import api
+    from edgeslm.text import Tokenizer
+    model, bundle = nanogpt_bundle
+    tok = Tokenizer.from_dir(bundle.path)
+    prompt = "Beautiful is "
+    ids = tok.encode(prompt)
+    assert tok.decode(ids) == prompt and len(ids) == len(prompt)              # one id per character
+    adapter = DecoderAdapter(model).eval()
+    want, pos = [], len(ids)
+    with torch.no_grad():
+        logits = adapter(torch.tensor([ids]), torch.arange(pos))
+        for _ in range(10):
+            want.append(int(logits[0].argmax()))
+            if want[-1] == 0:                                                   # <eos> stops generation
+                break
+            logits = adapter(torch.tensor([[want[-1]]]), torch.tensor([pos]))
+            pos += 1
+    result = api.run(bundle.path, prompt, max_new_tokens=10)
+    assert result.tokens == want
+    assert result.text == tok.decode([t for t in want if t != 0])
