@@ -113,3 +113,21 @@ def test_cli_exports_a_factory_with_an_input_spec(pooler_file, tmp_path):
     # inputs that do not fit forward: one line, exit 2, nothing written
     res = cli("export", f"{pooler_file}:make", "--example-inputs", "tokens:int64[1,16]", "-o", str(tmp_path / "c"))
     assert res.returncode == 2 and "do not fit Pooler.forward" in res.stderr and not (tmp_path / "c").exists()
+
+
+def test_plain_graph_through_tvm(pooler_file, tmp_path):
+    """The same graph through TVM (Relax, default schedules, host llvm): model.so in the Relax VM == eager."""
+    from edgeslm.anymodel.tvm_plain import run_plain
+    model = load_factory(f"{pooler_file}:make")
+    seq = torch.export.Dim("seq", min=2, max=64)
+    bundle = export_module(model, out=tmp_path / "b", backend="tvm", progress=False,
+                           example_inputs=(torch.randint(0, 50, (1, 12)), torch.ones(1, 12)),
+                           dynamic_shapes=({1: seq}, {1: seq}))
+    assert bundle.manifest["artifact"] == "model.so" and bundle.manifest["accuracy"]["allclose"] is True
+    tokens, mask = torch.randint(0, 50, (1, 20)), torch.cat([torch.ones(1, 15), torch.zeros(1, 5)], 1)
+    got = run_plain(bundle.artifact, (tokens, mask))
+    with torch.no_grad():
+        want = [t.numpy() for t in model(tokens, mask)]
+    assert [g.shape for g in got] == [(1, 8), (1, 20, 4)]
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
