@@ -203,3 +203,27 @@ def test_rmsnorm_statistic_survives_outliers_beyond_float16(tiny_checkpoint, tmp
     got = MILSession(tmp_path / "m.mlpackage").forward(ids, 0)
     assert np.isfinite(got).all() and int(got.argmax()) == int(ref[-1].argmax())
     assert np.abs(got - ref[-1]).max() < 0.05 * np.abs(ref[-1]).max()
+
+
+def test_scaled_rmsnorm_survives_all_float16_execution(tiny_checkpoint, tmp_path):
+    """ExecuTorch's Core ML delegate runs every op in float16 (no per-op precision): its variant uses
+    ScaledRMSNorm. Converted all-float16 here and executed by the MIL interpreter on outlier activations."""
+    import coremltools as ct
+
+    from edgeslm.compilers.coreml.variant import cache_buffers, coreml_variant, export_variant
+    from edgeslm.ingest import load_checkpoint
+    torch.set_grad_enabled(False)
+    model = load_checkpoint(tiny_checkpoint("llama"), max_seq_len=16).model
+    model.embed_tokens.weight.mul_(3000.0)                              # |x| ~ 1000: x**2 >> 65504
+    ids = [1, 30, 31, 32, 200]
+    ref = eager_logits(model, ids)
+    variant = coreml_variant(model, scaled_norms=True)
+    states = [ct.StateType(wrapped_type=ct.TensorType(shape=tuple(b.shape), dtype=np.float16), name=n)
+              for n, b in cache_buffers(variant).items()]
+    mlmodel = ct.convert(export_variant(variant), minimum_deployment_target=ct.target.iOS18, states=states,
+                         compute_precision=ct.precision.FLOAT16, skip_model_load=True,
+                         outputs=[ct.TensorType(name="logits", dtype=np.float32)])
+    mlmodel.save(str(tmp_path / "m.mlpackage"))
+    got = MILSession(tmp_path / "m.mlpackage").forward(ids, 0)
+    assert np.isfinite(got).all() and int(got.argmax()) == int(ref[-1].argmax())
+    assert np.abs(got - ref[-1]).max() < 0.05 * np.abs(ref[-1]).max()

@@ -80,6 +80,8 @@ OPS = {
     "exp": lambda x: np.exp(x), "log": lambda x, epsilon=0.0: np.log(x + epsilon), "sqrt": lambda x: np.sqrt(x), "abs": lambda x: np.abs(x),
     "rsqrt": lambda x, epsilon=1e-12: 1.0 / np.sqrt(x + epsilon), "tanh": lambda x: np.tanh(x), "sin": lambda x: np.sin(x),
     "cos": lambda x: np.cos(x),
+    "inverse": lambda x, epsilon=1e-4: 1.0 / (x + epsilon), "square": lambda x: x * x,
+    "reduce_min": _reduce(np.min), "reduce_prod": _reduce(np.prod),
     "sigmoid": lambda x: 1 / (1 + np.exp(-x)), "silu": lambda x: x / (1 + np.exp(-x)),
     "relu": lambda x: np.maximum(x, 0), "gelu": _gelu, "clip": lambda x, alpha, beta: np.clip(x, alpha, beta),
     "softmax": lambda x, axis=-1: _softmax(x, int(axis)),

@@ -22,6 +22,7 @@ import torch
 from edgeslm.compilers.base import Unsupported
 from edgeslm.models import Decoder, SliceKVCache
 from edgeslm.models.config import FULL, SLIDING
+from edgeslm.models.layers import RMSNorm, infer_dynamic
 
 MASK_FLOOR = 30000.0   # fp16-safe stand-in for -inf: exp(-30000) == 0 in float16 and float32
 
@@ -43,8 +44,27 @@ class CoreMLDecoder(Decoder):
         return add.repeat(self.rep, 1) if self.rep > 1 else add            # [rep*T, S]
 
 
-def coreml_variant(model: Decoder) -> CoreMLDecoder:
-    """A float16 copy of `model` with SliceKVCache caches and finite masks (zeroed caches)."""
+class ScaledRMSNorm(RMSNorm):
+    """RMSNorm that stays finite when every op runs in float16: x is divided by its max |x| first, so
+    x**2 <= 1 (SmolLM2's residual outliers, |x| ~ 22552, square to +inf in float16). Same value as
+    RMSNorm up to rounding: x / rms(x) == y / rms(y) for y = x / s; eps is scaled by 1 / s**2.
+    Used where no op can be pinned to float32 (ExecuTorch's Core ML delegate takes one precision)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = infer_dynamic(x.shape)
+        h = x.unsqueeze(-1)                                                  # [B, A, dim, 1]
+        s = h.abs().amax(dim=(2, 3), keepdim=True).clamp(min=1e-3)          # [B, A, 1, 1]
+        y = h / s
+        rms = torch.sqrt(y.pow(2).mean((2, 3), keepdim=True) + self.eps / (s * s))
+        h = (y / rms).view(shape)
+        if self.offset:
+            return h * (self.offset + self.weight)
+        return self.weight * h
+
+
+def coreml_variant(model: Decoder, *, scaled_norms: bool = False) -> CoreMLDecoder:
+    """A float16 copy of `model` with SliceKVCache caches and finite masks (zeroed caches);
+    scaled_norms: RMSNorms that survive all-float16 execution (ScaledRMSNorm)."""
     if not isinstance(model, Decoder):
         raise Unsupported("the coreml backend converts edgeslm's Decoder only",
                           fix="load the model with edgeslm.ingest.load_checkpoint")
@@ -54,6 +74,10 @@ def coreml_variant(model: Decoder) -> CoreMLDecoder:
         old = layer.self_attn.cache
         hkv, d, s = old.k.shape                                            # k: [H_kv, D, S]
         layer.self_attn.cache = SliceKVCache(hkv, d, s, torch.float16)
+    if scaled_norms:
+        for module in variant.modules():
+            if type(module) is RMSNorm:
+                module.__class__ = ScaledRMSNorm
     variant.eval()
     return variant
 

@@ -3,7 +3,8 @@ macos-arm64 with `executorch_delegate = "coreml"` in the target profile).
 
 Steps (each reported through `progress`):
   1. export   the Core ML decoder variant (compilers/coreml/variant.py: float16, slice-updated KV cache,
-              finite masks), T dynamic in [1, max_seq_len - 1]
+              finite masks, ScaledRMSNorm: the delegate computes every op in float16, and a plain RMSNorm
+              overflows on real checkpoints' residual outliers), T dynamic in [1, max_seq_len - 1]
   2. lower    to_edge_transform_and_lower with CoreMLPartitioner: iOS 18 / macOS 15 deployment target,
               float16 compute, the KV caches taken over as Core ML state (take_over_mutable_buffer)
   3. emit     to_executorch; LLM metadata methods as on the XNNPACK route
@@ -51,7 +52,7 @@ def lower_coreml_pte(model, target, recipe, out: Path, progress=None) -> LowerRe
 
     t0 = time.perf_counter()
     step("export")
-    variant = coreml_variant(model)
+    variant = coreml_variant(model, scaled_norms=True)
     ep = export_variant(variant)
     kv_bytes = sum(int(b.numel()) * 2 for b in cache_buffers(variant).values())
     timings["export"] = time.perf_counter() - t0
