@@ -207,6 +207,9 @@ def run(bundle_path: str | Path, prompt: str, *, max_new_tokens: int = 64, tempe
     from edgeslm.text import Sampler, Tokenizer
 
     bundle = load_bundle(bundle_path)
+    if bundle.manifest["model"].get("kind") == "graph":    # edgeslm.anymodel plain graph: no tokens to generate
+        raise EdgeSLMError("this bundle is a plain graph, not a decoder: it has no text to generate",
+                           path=bundle.path, fix="call it with executorch.runtime (edgeslm.anymodel.plain.run_executorch)")
     tokenizer = Tokenizer.from_dir(bundle.path)
     sampler = Sampler(temperature=temperature, top_p=top_p, seed=seed)
     if chat:

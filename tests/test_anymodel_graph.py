@@ -64,6 +64,10 @@ def test_plain_graph_dynamic_length_matches_eager(pooler_file, tmp_path):
                                     {"name": "mask", "dtype": "float32", "shape": [1, 12]}]
     assert [o["shape"] for o in m["model"]["outputs"]] == [[1, 8], [1, 12, 4]]
     assert m["accuracy"]["allclose"] is True and m["lowering"]["delegated"].get("XnnpackBackend", 0) > 0
+    assert m["memory"]["artifact_bytes"] == bundle.artifact.stat().st_size
+    from edgeslm import api
+    with pytest.raises(EdgeSLMError, match="plain graph, not a decoder"):
+        api.run(bundle.path, "hello")
     # another length than the example (dynamic), a padded mask: still eager's numbers
     tokens, mask = torch.randint(0, 50, (1, 30)), torch.cat([torch.ones(1, 20), torch.zeros(1, 10)], 1)
     got = run_executorch(bundle.artifact, (tokens, mask))

@@ -136,6 +136,10 @@ def export_plain(model: nn.Module, example_inputs, *, out: str | Path, backend: 
                 "target": {"name": "host", "triple": "native", "arch": "host"},
                 "artifact": lowered["artifact"],
                 "lowering": {k: v for k, v in lowered.items() if k != "artifact"},
+                "memory": {"artifact_bytes": (stage / lowered["artifact"]).stat().st_size,
+                           "planned_arena_bytes": lowered["planned_arena_bytes"],
+                           "expected_peak_bytes": (stage / lowered["artifact"]).stat().st_size
+                           + lowered["planned_arena_bytes"]},
                 "accuracy": {"status": "measured", "reference": "eager float32 PyTorch, example inputs",
                              "allclose": bool(close), "rtol": RTOL, "atol": ATOL, "max_abs_diff": diffs},
                 "toolchain": api.toolchain_versions(),
