@@ -2,8 +2,8 @@
 
 Steps: name every weight constant of the MIL program after the torch parameter it came from
 (p_<fqn with _>) -> pick the recipe part that covers it (linear weights: `linear`; the embedding table:
-`embedding`; a tied embedding/lm_head table: `embedding`: on SmolLM2-135M int4, a 4-bit tied table
-(the `linear` spec) kept 0.70 top-1 agreement) -> one OpCompressorConfig per
+`embedding`; a tied embedding/lm_head table, stored once as the embedding: `embedding`) -> one
+OpCompressorConfig per
 constant (op_name_configs; RoPE tables and every other buffer stay float16) -> linear_quantize_weights
 or palettize_weights -> iOS 18 constexpr ops in the saved program.
 
