@@ -23,6 +23,17 @@ from tvm.s_tir.dlight.base import try_inline_contiguous_spatial
 from tvm.s_tir.dlight.cpu.base import CPUScheduleRule
 
 
+def _blocks(rule, func, target):
+    """(schedule, block infos with contiguous spatial producers inlined) or None when `rule` cannot apply."""
+    if not isinstance(func, tirx.PrimFunc) or not rule.is_target_available(target):
+        return None
+    sch = s_tir.Schedule(func)
+    infos = normalize_prim_func(sch)
+    if infos is None:
+        return None
+    return sch, try_inline_contiguous_spatial(sch, infos)
+
+
 def _extent(sch, loop) -> int | None:
     ext = sch.get(loop).extent
     return int(ext) if isinstance(ext, tirx.IntImm) else None
@@ -35,15 +46,10 @@ class DecodeGemv(CPUScheduleRule):
         self.rows_per_task, self.lanes = rows_per_task, lanes
 
     def apply(self, func, target, tunable):
-        if not isinstance(func, tirx.PrimFunc) or not self.is_target_available(target):
+        found = _blocks(self, func, target)
+        if found is None or found[1] is None or len(found[1]) not in (1, 2):
             return None
-        sch = s_tir.Schedule(func)
-        infos = normalize_prim_func(sch)
-        if infos is None:
-            return None
-        infos = try_inline_contiguous_spatial(sch, infos)
-        if infos is None or len(infos) not in (1, 2):
-            return None
+        sch, infos = found
         main = infos[0]
         if main.dom_kind() not in ("SR", "SSR") or (len(infos) == 2 and not infos[1].is_injective()):
             return None
@@ -82,15 +88,10 @@ class BatchedReductionOutside(CPUScheduleRule):
     contiguous row of c into an output row that stays in L1, and LLVM vectorises the j loop."""
 
     def apply(self, func, target, tunable):
-        if not isinstance(func, tirx.PrimFunc) or not self.is_target_available(target):
+        found = _blocks(self, func, target)
+        if found is None or found[1] is None or len(found[1]) not in (1, 2):
             return None
-        sch = s_tir.Schedule(func)
-        infos = normalize_prim_func(sch)
-        if infos is None:
-            return None
-        infos = try_inline_contiguous_spatial(sch, infos)
-        if infos is None or len(infos) not in (1, 2):
-            return None
+        sch, infos = found
         main = infos[0]
         kinds = main.dom_kind()
         if len(kinds) < 4 or kinds[-1] != "R" or "R" in kinds[:-1]:
@@ -120,13 +121,12 @@ class ParallelSpatial(CPUScheduleRule):
         return work
 
     def apply(self, func, target, tunable):
-        if not isinstance(func, tirx.PrimFunc) or not self.is_target_available(target):
+        found = _blocks(self, func, target)
+        if found is None:
             return None
-        sch = s_tir.Schedule(func)
-        infos = normalize_prim_func(sch)
-        if infos is None:
+        sch, infos = found[0], found[1] or normalize_prim_func(found[0])
+        if not infos:
             return None
-        infos = try_inline_contiguous_spatial(sch, infos) or infos
         for info in infos:
             lead = []
             for it in info.iters:
