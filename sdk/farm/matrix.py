@@ -137,10 +137,9 @@ def load_inputs(bundle_paths: list[str], lengths) -> tuple[dict[str, Bundle], li
     return bundles, lengths
 
 
-def run_matrix(farm, bundle_paths: list[str], store, *, device_ids: list[str] | None = None,
-               prompt_lengths=(16, 128), threads=(0,), settings: Settings | None = None,
-               resume: str | None = None, runner_dirs: dict[str, Path] | None = None, progress: bool = True) -> dict:
-    """Run (or resume) a matrix on the farm's devices; returns the run document (rows from the store)."""
+def open_run(store, farm, bundle_paths, device_ids, prompt_lengths, threads, settings, resume, **spec_extra):
+    """A new run recorded in the store, or the spec of the run to resume -> (run_id, bundles, lengths,
+    device ids, jobs, threads, settings). Shared by the thread scheduler and the Dask one."""
     settings = settings or Settings()
     if resume:
         spec = store.run(resume)["spec"]
@@ -151,12 +150,22 @@ def run_matrix(farm, bundle_paths: list[str], store, *, device_ids: list[str] | 
         raise EdgeSLMError(f"thread counts must be >= 0 (got {threads})", fix="e.g. --threads 1,2")
     bundles, lengths = load_inputs(bundle_paths, prompt_lengths)
     ids = farm.select(device_ids)
-    devices = {i: farm.open(i) for i in ids}
     jobs = plan(bundles, farm, ids, lengths, threads)
     if not resume:
         run_id = new_run_id()
         store.create_run(run_id, {"farm": str(farm.path), "bundles": list(bundles), "devices": ids,
-                                  "prompt_lengths": lengths, "threads": threads, "settings": vars(settings)})
+                                  "prompt_lengths": lengths, "threads": threads, "settings": vars(settings),
+                                  **spec_extra})
+    return run_id, bundles, lengths, ids, jobs, threads, settings
+
+
+def run_matrix(farm, bundle_paths: list[str], store, *, device_ids: list[str] | None = None,
+               prompt_lengths=(16, 128), threads=(0,), settings: Settings | None = None,
+               resume: str | None = None, runner_dirs: dict[str, Path] | None = None, progress: bool = True) -> dict:
+    """Run (or resume) a matrix on the farm's devices; returns the run document (rows from the store)."""
+    run_id, bundles, lengths, ids, jobs, threads, settings = open_run(
+        store, farm, bundle_paths, device_ids, prompt_lengths, threads, settings, resume)
+    devices = {i: farm.open(i) for i in ids}
     done = store.done_keys(run_id)
     todo = [j for j in jobs if j.key not in done]
 

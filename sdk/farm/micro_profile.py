@@ -131,7 +131,7 @@ def measure(device, bundle: Bundle, prompt: list[int], lengths: list[int], *, ma
 def profile_mcu(bundle_path, devices: list, *, prompt_lengths=(16, 128), max_new_tokens: int = 64,
                 timeout_s: float = 600.0, out=None, progress: bool = True, **_ignored) -> dict:
     """profile() for kind = "mcu" bundles; reps/threads/warmup do not apply (icount is deterministic)."""
-    from edgeslm.farm.profile import SCHEMA, TEXT, check_lengths, prompt_tokens
+    from edgeslm.farm.profile import SCHEMA, TEXT, bundle_summary, check_lengths, prompt_tokens
     from edgeslm.fsutil import write_text_atomic
     from edgeslm.progress import steps
 
@@ -150,13 +150,10 @@ def profile_mcu(bundle_path, devices: list, *, prompt_lengths=(16, 128), max_new
             step("firmware")
             results.append(measure(dev, bundle, prompt, lengths, max_new_tokens=max_new_tokens, timeout_s=timeout_s))
     statuses = {r["status"] for r in results}
-    m = bundle.manifest
     doc = {
         "schema": SCHEMA, "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "status": next(s for s in ("wrong", "error", "ok") if s in statuses),
-        "bundle": {"path": str(bundle.path.resolve()), "model": m["model"].get("name"), "backend": m["backend"],
-                   "quant": m["quant"].get("name"), "target": m["target"]["name"], "artifact": m["artifact"],
-                   "artifact_sha256": m["files"][m["artifact"]]["sha256"], "max_seq_len": bundle.max_seq_len},
+        "bundle": bundle_summary(bundle),
         "settings": {"prompt_lengths": lengths, "max_new_tokens": max_new_tokens, "reps": 1, "warmup": 0,
                      "threads": 1, "timeout_s": timeout_s, "prompt_text": TEXT},
         "results": results, "out": str(Path(out).resolve()) if out else None,

@@ -64,6 +64,14 @@ def check_bundle(bundle: Bundle) -> None:
                            "gate needs them)", path=bundle.path / "manifest.json", fix="re-export the bundle")
 
 
+def bundle_summary(bundle: Bundle) -> dict:
+    """What a profile document says about the bundle it measured."""
+    m = bundle.manifest
+    return {"path": str(bundle.path.resolve()), "model": m["model"].get("name"), "backend": m["backend"],
+            "quant": m["quant"].get("name"), "target": m["target"]["name"], "artifact": m["artifact"],
+            "artifact_sha256": m["files"][m["artifact"]]["sha256"], "max_seq_len": bundle.max_seq_len}
+
+
 def check_lengths(lengths, max_seq_len: int) -> list[int]:
     lengths = sorted({int(n) for n in lengths})
     if not lengths or lengths[0] < 1:
@@ -223,13 +231,10 @@ def profile(bundle_path: str | Path, devices: list, *, prompt_lengths=(16, 128),
     results = [measure(p, bundle, prompt, lengths, max_new_tokens=max_new_tokens, reps=reps, warmup=warmup,
                        threads=threads, timeout_s=timeout_s, progress=progress) for p in prepared]
     statuses = {r["status"] for r in results}
-    m = bundle.manifest
     doc = {
         "schema": SCHEMA, "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "status": next(s for s in ("wrong", "error", "ok") if s in statuses),
-        "bundle": {"path": str(bundle.path.resolve()), "model": m["model"].get("name"), "backend": m["backend"],
-                   "quant": m["quant"].get("name"), "target": m["target"]["name"], "artifact": m["artifact"],
-                   "artifact_sha256": m["files"][m["artifact"]]["sha256"], "max_seq_len": bundle.max_seq_len},
+        "bundle": bundle_summary(bundle),
         "settings": {"prompt_lengths": lengths, "max_new_tokens": max_new_tokens, "reps": reps, "warmup": warmup,
                      "threads": threads, "timeout_s": timeout_s, "prompt_text": TEXT},
         "results": results, "out": str(Path(out).resolve()) if out else None,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgeslm.farm.matrix import SCHEMA, Context, Job, Settings, load_inputs, new_run_id, plan
+from edgeslm.farm.matrix import SCHEMA, Context, Job, Settings, open_run
 
 PREFIX = "device:"
 _WORKER: dict = {}          # per worker process: the Context and the opened devices
@@ -47,20 +47,8 @@ def run_matrix_dask(client, farm, bundle_paths: list[str], store, *, device_ids:
                     resume: str | None = None, runner_dirs: dict | None = None) -> dict:
     from distributed import as_completed
 
-    settings = settings or Settings()
-    if resume:
-        spec = store.run(resume)["spec"]
-        run_id, bundle_paths, device_ids = resume, spec["bundles"], spec["devices"]
-        prompt_lengths, threads, settings = spec["prompt_lengths"], spec["threads"], Settings(**spec["settings"])
-    threads = sorted({int(t) for t in threads})
-    bundles, lengths = load_inputs(bundle_paths, prompt_lengths)
-    ids = farm.select(device_ids)
-    jobs = plan(bundles, farm, ids, lengths, threads)
-    if not resume:
-        run_id = new_run_id()
-        store.create_run(run_id, {"farm": str(farm.path), "bundles": list(bundles), "devices": ids,
-                                  "prompt_lengths": lengths, "threads": threads, "settings": vars(settings),
-                                  "scheduler": "dask"})
+    run_id, bundles, lengths, ids, jobs, threads, settings = open_run(
+        store, farm, bundle_paths, device_ids, prompt_lengths, threads, settings, resume, scheduler="dask")
     done = store.done_keys(run_id)
     dirs = {k: str(v) for k, v in (runner_dirs or {}).items()}
     futures = {}
