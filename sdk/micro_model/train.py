@@ -70,26 +70,30 @@ def _train(folder: Path, steps: int, progress: bool) -> dict:
             ids += [1, *enc.ids, 2]
         data = torch.tensor(ids, dtype=torch.long)                    # [N] token stream
         step(f"train {steps} steps")
-        torch.manual_seed(SEED)
-        torch.set_num_threads(1)   # 2 OpenMP threads on 2 busy cores spin and run ~5x slower; 1 is steady
-        model = tf.LlamaForCausalLM(tf.LlamaConfig(**MICRO_CONFIG))
-        opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.01, betas=(0.9, 0.95))
-        gen = torch.Generator().manual_seed(SEED)
-        losses = []
-        model.train()
-        for i in range(steps):
-            lr = LR * min(1.0, (i + 1) / 30) * 0.5 * (1 + math.cos(math.pi * i / steps))
-            for group in opt.param_groups:
-                group["lr"] = lr
-            starts = torch.randint(0, len(data) - WINDOW - 1, (BATCH,), generator=gen)
-            batch = torch.stack([data[s:s + WINDOW + 1] for s in starts])   # [B, W+1]
-            loss = model(input_ids=batch[:, :-1], labels=batch[:, :-1].clone()).loss
-            # HF shifts labels inside: the target of position t is batch[:, t+1]
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            losses.append(loss.item())
+        threads = torch.get_num_threads()
+        # enable_grad: an export earlier in this process may have left autograd off (set_grad_enabled(False))
+        with torch.enable_grad():
+            torch.manual_seed(SEED)
+            torch.set_num_threads(1)   # 2 OpenMP threads on 2 busy cores spin and run ~5x slower; 1 is steady
+            model = tf.LlamaForCausalLM(tf.LlamaConfig(**MICRO_CONFIG))
+            opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.01, betas=(0.9, 0.95))
+            gen = torch.Generator().manual_seed(SEED)
+            losses = []
+            model.train()
+            for i in range(steps):
+                lr = LR * min(1.0, (i + 1) / 30) * 0.5 * (1 + math.cos(math.pi * i / steps))
+                for group in opt.param_groups:
+                    group["lr"] = lr
+                starts = torch.randint(0, len(data) - WINDOW - 1, (BATCH,), generator=gen)
+                batch = torch.stack([data[s:s + WINDOW + 1] for s in starts])   # [B, W+1]
+                loss = model(input_ids=batch[:, :-1], labels=batch[:, :-1].clone()).loss
+                # HF shifts labels inside: the target of position t is batch[:, t+1]
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+                losses.append(loss.item())
+        torch.set_num_threads(threads)   # the process keeps its thread count
         step("save")
         model.eval()
         model.save_pretrained(folder, safe_serialization=True)
