@@ -38,6 +38,7 @@ def make_trained(weights: str | Path) -> NanoGPT:
     return model.eval()
 
 
+@torch.enable_grad()     # callers may have exported before (torch.set_grad_enabled(False) is process-wide)
 def train(text: str, vocab: list[str], seconds: float, seed: int = 0, block: int = 48, batch: int = 12):
     torch.manual_seed(seed)
     stoi = {c: i for i, c in enumerate(vocab)}
