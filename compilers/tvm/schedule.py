@@ -34,6 +34,17 @@ def _blocks(rule, func, target):
     return sch, try_inline_contiguous_spatial(sch, infos)
 
 
+def _main_and_epilogue(rule, func, target):
+    """(schedule, [main block] or [main block, injective epilogue]) or None: the shape the matmul rules take."""
+    found = _blocks(rule, func, target)
+    if found is None or found[1] is None or len(found[1]) not in (1, 2):
+        return None
+    infos = found[1]
+    if len(infos) == 2 and not infos[1].is_injective():
+        return None
+    return found
+
+
 def _extent(sch, loop) -> int | None:
     ext = sch.get(loop).extent
     return int(ext) if isinstance(ext, tirx.IntImm) else None
@@ -46,12 +57,12 @@ class DecodeGemv(CPUScheduleRule):
         self.rows_per_task, self.lanes = rows_per_task, lanes
 
     def apply(self, func, target, tunable):
-        found = _blocks(self, func, target)
-        if found is None or found[1] is None or len(found[1]) not in (1, 2):
+        found = _main_and_epilogue(self, func, target)
+        if found is None:
             return None
         sch, infos = found
         main = infos[0]
-        if main.dom_kind() not in ("SR", "SSR") or (len(infos) == 2 and not infos[1].is_injective()):
+        if main.dom_kind() not in ("SR", "SSR"):
             return None
         loops = sch.get_loops(main.block_rv)
         spatial, red = loops[:-1], loops[-1]
@@ -88,16 +99,14 @@ class BatchedReductionOutside(CPUScheduleRule):
     contiguous row of c into an output row that stays in L1, and LLVM vectorises the j loop."""
 
     def apply(self, func, target, tunable):
-        found = _blocks(self, func, target)
-        if found is None or found[1] is None or len(found[1]) not in (1, 2):
+        found = _main_and_epilogue(self, func, target)
+        if found is None:
             return None
         sch, infos = found
         main = infos[0]
         kinds = main.dom_kind()
         if len(kinds) < 4 or kinds[-1] != "R" or "R" in kinds[:-1]:
             return None                         # batched: >= 3 spatial dims, one trailing reduction
-        if len(infos) == 2 and not infos[1].is_injective():
-            return None
         *outer, last, red = sch.get_loops(main.block_rv)
         sch.reorder(red, last)
         rows = sch.fuse(*outer)

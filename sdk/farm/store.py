@@ -181,13 +181,15 @@ class Store:
     def results(self, run_id: str) -> list[dict]:
         cur = self.db.execute(f"SELECT id, job_key, created_utc, {', '.join(PROMOTED)}, metrics_json, "
                               "provenance_json FROM results WHERE run_id = ? ORDER BY id", (run_id,))
-        out = []
-        for rec in cur:
-            row = dict(zip(("id", "job_key", "created_utc", *PROMOTED), rec[:-2]))
-            row.update(json.loads(rec[-2]))
-            row["provenance"] = json.loads(rec[-1])
-            out.append(row)
-        return out
+        return [result_row(rec) for rec in cur]
 
     def close(self) -> None:
         self.db.close()
+
+
+def result_row(rec) -> dict:
+    """(id, job_key, created_utc, *PROMOTED, metrics_json, provenance_json) -> the result dict (both stores)."""
+    row = dict(zip(("id", "job_key", "created_utc", *PROMOTED), rec[:-2]))
+    row.update(json.loads(rec[-2]))
+    row["provenance"] = json.loads(rec[-1])
+    return row

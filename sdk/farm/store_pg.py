@@ -10,7 +10,7 @@ import json
 import threading
 
 from edgeslm.errors import EdgeSLMError
-from edgeslm.farm.store import PROMOTED, SCHEMA_VERSION, _now
+from edgeslm.farm.store import PROMOTED, SCHEMA_VERSION, _now, result_row
 
 DDL = [
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -101,14 +101,9 @@ class PgStore:
         return {k for (k,) in self._read("SELECT job_key FROM results WHERE run_id = %s", (run_id,))}
 
     def results(self, run_id: str) -> list[dict]:
-        out = []
-        for rec in self._read(f"SELECT id, job_key, created_utc, {', '.join(PROMOTED)}, metrics_json, "
-                              "provenance_json FROM results WHERE run_id = %s ORDER BY id", (run_id,)):
-            row = dict(zip(("id", "job_key", "created_utc", *PROMOTED), rec[:-2]))
-            row.update(json.loads(rec[-2]))
-            row["provenance"] = json.loads(rec[-1])
-            out.append(row)
-        return out
+        return [result_row(rec) for rec in self._read(
+            f"SELECT id, job_key, created_utc, {', '.join(PROMOTED)}, metrics_json, "
+            "provenance_json FROM results WHERE run_id = %s ORDER BY id", (run_id,))]
 
     def close(self) -> None:
         self.db.close()
