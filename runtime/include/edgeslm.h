@@ -2,7 +2,8 @@
  * edgeslm.h — the one C API of the edgeslm native runtime (C99, stable ABI).
  *
  * Runs an edgeslm bundle (a folder holding model.pte, tokenizer.json, manifest.json) on the CPU.
- * Token ids in, token ids out: tokenization stays with the caller (Python, Kotlin, Swift).
+ * Token ids in, token ids out (edgeslm_generate), or text in, text out (edgeslm_generate_text) with the
+ * bundle's tokenizer.json run by the runtime's own C++ tokenizer.
  *
  * Typical use:
  *   edgeslm_model* m = NULL;
@@ -165,6 +166,45 @@ EDGESLM_API edgeslm_status edgeslm_generate(edgeslm_model* model, const int64_t*
                                             const edgeslm_gen_config* cfg, edgeslm_token_callback cb,
                                             void* user);
 EDGESLM_API edgeslm_status edgeslm_get_stats(const edgeslm_model* model, edgeslm_stats* stats);
+
+
+/* ---- text: the C++ tokenizer over a Hugging Face tokenizer.json ----
+ * Supported: byte-level BPE (GPT-2, Llama 3, Qwen2, SmolLM pre-tokenizers) and SentencePiece-style BPE
+ * with metaspace / byte fallback (Llama 2, TinyLlama), added and special tokens (matched in text, like
+ * `tokenizers` does). Any other model type fails at open with EDGESLM_ERR_LOAD (never wrong ids).
+ * Ids and text equal the `tokenizers` library's for the same tokenizer.json. */
+typedef struct edgeslm_tokenizer edgeslm_tokenizer; /* opaque; not thread-safe */
+
+/* Loads tokenizer.json. On failure *out = NULL and edgeslm_last_error(NULL) names the file and the fix. */
+EDGESLM_API edgeslm_status edgeslm_tokenizer_open(const char* tokenizer_json_path, edgeslm_tokenizer** out);
+EDGESLM_API void edgeslm_tokenizer_close(edgeslm_tokenizer* tok); /* NULL is a no-op */
+EDGESLM_API const char* edgeslm_tokenizer_last_error(const edgeslm_tokenizer* tok); /* "" if none */
+/* text[0..len) (UTF-8; invalid bytes handled as `tokenizers` handles them) -> ids. add_special != 0 runs
+   the post-processor (bos/eos) like encode(add_special_tokens=True). Writes min(count, cap) ids (ids may
+   be NULL when cap == 0) and sets *n_ids = count: call with cap = 0 to size the buffer. */
+EDGESLM_API edgeslm_status edgeslm_tokenizer_encode(edgeslm_tokenizer* tok, const char* text, size_t len,
+                                                    int add_special, int64_t* ids, size_t cap, size_t* n_ids);
+/* ids -> UTF-8 text like decode(ids, skip_special_tokens=skip_special). Writes min(size, cap) bytes plus a
+   NUL when room is left, sets *n_bytes = size (without the NUL). */
+EDGESLM_API edgeslm_status edgeslm_tokenizer_decode(edgeslm_tokenizer* tok, const int64_t* ids, size_t n,
+                                                    int skip_special, char* text, size_t cap, size_t* n_bytes);
+EDGESLM_API int64_t edgeslm_tokenizer_vocab_size(const edgeslm_tokenizer* tok);
+
+/* The bundle's tokenizer (<bundle_dir>/tokenizer.json), opened by edgeslm_open and owned by the model;
+   NULL if the bundle has none or it could not be opened (edgeslm_last_error(model) says why). */
+EDGESLM_API edgeslm_tokenizer* edgeslm_get_tokenizer(edgeslm_model* model);
+
+/* Called with each new piece of generated text: complete UTF-8 characters only (a character split across
+   tokens is held back until it is complete). Return 0 to continue, nonzero to stop. */
+typedef int (*edgeslm_text_callback)(const char* text, size_t len, void* user);
+
+/* Text in, text out: resets the model, encodes `prompt` (NUL-terminated UTF-8) with the bundle's tokenizer
+   (chat != 0: wrapped first in the bundle's chat prompt from manifest.json, as `edgeslm run --chat`),
+   generates like edgeslm_generate and streams decoded text to cb (may be NULL). If `tokens` is not NULL,
+   the new token ids are also passed to it. Fills edgeslm_get_stats. */
+EDGESLM_API edgeslm_status edgeslm_generate_text(edgeslm_model* model, const char* prompt, int chat,
+                                                 const edgeslm_gen_config* cfg, edgeslm_text_callback cb,
+                                                 edgeslm_token_callback tokens, void* user);
 
 #ifdef __cplusplus
 } /* extern "C" */
