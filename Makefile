@@ -13,10 +13,11 @@ export EDGESLM_CACHE := $(CACHE)/edgeslm
 setup: $(STAMP)
 
 # host + arm64 runners and qemu-aarch64; Cortex-M firmware and QEMU boards; the farm's real sshd, adb and
-# headless Chromium (report tests).
+# headless Chromium (report tests); a JDK + Debian's kotlinc (Android JNI/Kotlin API on the host JVM).
 APT_PACKAGES := cmake ninja-build g++ gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user \
 	gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm \
-	openssh-server openssh-client adb chromium chromium-driver
+	openssh-server openssh-client adb chromium chromium-driver \
+	default-jdk-headless kotlin
 
 $(STAMP): pyproject.toml
 	# Native toolchains (skipped when all are present).
