@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from edgeslm import __version__
-from edgeslm.bundle import Bundle, load_bundle, write_manifest
+from edgeslm.bundle import Bundle, load_bundle, tokenizer_manifest, write_manifest
 from edgeslm.errors import EdgeSLMError
 from edgeslm.fsutil import staged_directory
 
@@ -130,6 +130,7 @@ def export(checkpoint: str | Path, *, out: str | Path, backend: str = "executorc
                     "weights_sha256": loaded.weights_sha256,
                     "has_chat_template": bool(loaded.tokenizer_config.get("chat_template")),
                 },
+                "tokenizer": tokenizer_manifest(tokenizer),   # text prompts for the native runtime
                 "quant": recipe.to_dict(),
                 "backend": backend,
                 "target": {"name": target_obj.name, "triple": target_obj.triple, "arch": target_obj.arch},

@@ -98,3 +98,39 @@ def verify_files(path: Path, manifest: dict) -> None:
     if art not in manifest["files"] and not any(rel.startswith(art.rstrip("/") + "/") for rel in manifest["files"]):
         raise EdgeSLMError(f"artifact '{manifest['artifact']}' is not in the bundle", path=path,
                            fix="re-export the bundle")
+
+
+# ---- manifest["tokenizer"]: what the native runtime needs to turn text into the same ids as `edgeslm run`
+_PROMPT_SENTINEL = "EDGESLM_PROMPT_SENTINEL_5f1c"
+
+
+def tokenizer_manifest(tokenizer) -> dict:
+    """{"plain": recipe, "chat": recipe, "chat_prompt": {"prefix", "suffix"} (if the model has a chat template
+    that wraps the message verbatim), "eos_ids": [...]} for edgeslm_generate_text (runtime/common/text.h).
+
+    A recipe mirrors edgeslm.text.Tokenizer.encode: ids = prepend + encode(text, add_special) (minus the
+    post-processor's BOS when strip_bos) + append; chat text = prefix + prompt + suffix, which must equal the
+    rendered template for one user message (checked on probe prompts; otherwise chat_prompt is left out and
+    the runtime refuses chat with a message)."""
+    config = tokenizer.config
+    flags = "add_bos_token" in config or "add_eos_token" in config
+    eos = [tokenizer.eos_ids[0]] if flags and config.get("add_eos_token") and tokenizer.eos_ids else []
+
+    def recipe(chat: bool) -> dict:
+        if flags:
+            bos = not chat and config.get("add_bos_token", False) and tokenizer.bos_id is not None
+            return {"add_special": False, "prepend": [tokenizer.bos_id] if bos else [], "append": eos, "strip_bos": None}
+        return {"add_special": True, "prepend": [], "append": [],
+                "strip_bos": tokenizer.bos_id if chat else None}
+
+    out = {"plain": recipe(False), "chat": recipe(True), "eos_ids": [int(e) for e in tokenizer.eos_ids]}
+    if tokenizer.chat_template:
+        def render(content: str) -> str:
+            return tokenizer.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
+        text = render(_PROMPT_SENTINEL)
+        if text.count(_PROMPT_SENTINEL) == 1:
+            prefix, suffix = text.split(_PROMPT_SENTINEL)
+            probes = ["Hello", "  two spaces\n", "<|im_end|>"]
+            if all(render(p) == prefix + p + suffix for p in probes):
+                out["chat_prompt"] = {"prefix": prefix, "suffix": suffix}
+    return out

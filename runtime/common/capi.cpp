@@ -13,6 +13,7 @@
 #include "edgeslm.h"
 #include "sampler.h"
 #include "stats.h"
+#include "text.h"
 
 #ifndef EDGESLM_VERSION
 #define EDGESLM_VERSION "0.1.0"
@@ -31,6 +32,9 @@ struct edgeslm_model {
   edgeslm::Sampler sampler;
   edgeslm_stats stats{};
   std::string error;          // last error message ("" after a successful call)
+  edgeslm::TextConfig text;   // <bundle>/tokenizer.json + manifest.json "tokenizer" (text.h)
+  bool text_eos = false;      // inside generate_text: also stop at text.eos_ids (as `edgeslm run`)
+  ~edgeslm_model() { edgeslm_tokenizer_close(text.tokenizer); }
 };
 
 namespace {
@@ -114,10 +118,17 @@ edgeslm_status sample_into(edgeslm_model* m, const edgeslm_gen_config& c, int64_
 bool is_eos(const edgeslm_model* m, int64_t token) {
   for (int64_t e : m->backend->info().eos_ids)
     if (e == token) return true;
+  if (m->text_eos)
+    for (int64_t e : m->text.eos_ids)
+      if (e == token) return true;
   return false;
 }
 
 }  // namespace
+
+namespace edgeslm {
+std::string& open_error_slot() { return g_open_error; }
+}  // namespace edgeslm
 
 extern "C" {
 
@@ -183,6 +194,8 @@ edgeslm_status edgeslm_open(const char* bundle_dir, const edgeslm_options* opts,
       m->stats.planned_arena_bytes = m->backend->info().planned_arena_bytes;
       m->stats.threads = m->backend->threads();
       m->stats.peak_heap_bytes = -1;
+      m->text = edgeslm::load_text_config(bundle_dir);   // tokenizer.json is optional
+      if (!m->text.error.empty()) m->error = m->text.error;
       sample_heap(m);
       *out = m;
       return EDGESLM_OK;
@@ -304,6 +317,46 @@ edgeslm_status edgeslm_generate(edgeslm_model* m, const int64_t* prompt, size_t 
     sample_heap(m);
     return EDGESLM_OK;
   });
+}
+
+edgeslm_tokenizer* edgeslm_get_tokenizer(edgeslm_model* m) {
+  if (m == nullptr) return nullptr;
+  if (m->text.tokenizer == nullptr)
+    m->error = m->text.error.empty() ? "the bundle has no tokenizer.json" : m->text.error;
+  return m->text.tokenizer;
+}
+
+edgeslm_status edgeslm_generate_text(edgeslm_model* m, const char* prompt, int chat, const edgeslm_gen_config* cfg,
+                                     edgeslm_text_callback cb, edgeslm_token_callback tokens, void* user) {
+  edgeslm::TextStream stream;
+  edgeslm_status s = guarded(m, [&] {
+    if (prompt == nullptr) return fail(m, EDGESLM_ERR_INVALID_ARGUMENT, "prompt is NULL");
+    if (m->text.tokenizer == nullptr)
+      return fail(m, EDGESLM_ERR_STATE, m->text.error.empty() ? "the bundle has no tokenizer.json" : m->text.error);
+    std::vector<int64_t> ids;
+    std::string err;
+    if (!edgeslm::encode_prompt(m->text, prompt, chat != 0, &ids, &err)) return fail(m, EDGESLM_ERR_STATE, err);
+    if (ids.empty()) return fail(m, EDGESLM_ERR_INVALID_ARGUMENT, "the prompt encodes to no tokens");
+    m->position = 0;
+    m->has_logits = false;
+    stream = edgeslm::TextStream(&m->text, cb, tokens, user);
+    stream.prompt = std::move(ids);
+    stream.skip = m->backend->info().eos_ids;   // eos is not text (as `edgeslm run`'s result.text)
+    stream.skip.insert(stream.skip.end(), m->text.eos_ids.begin(), m->text.eos_ids.end());
+    return EDGESLM_OK;
+  });
+  if (s != EDGESLM_OK) return s;
+  m->text_eos = true;
+  s = edgeslm_generate(m, stream.prompt.data(), stream.prompt.size(), cfg, edgeslm::TextStream::on_token, &stream);
+  m->text_eos = false;
+  if (s == EDGESLM_OK) {
+    try {
+      stream.flush();
+    } catch (const std::exception& e) {
+      return fail(m, EDGESLM_ERR_RUNTIME, std::string("internal error: ") + e.what());
+    }
+  }
+  return s;
 }
 
 edgeslm_status edgeslm_get_stats(const edgeslm_model* m, edgeslm_stats* out) {

@@ -2,6 +2,9 @@
 //
 //   edgeslm-runner BUNDLE --tokens 1,2,3 [--max-new-tokens N] [--reps R] [--warmup W] [--threads N]
 //                  [--temperature T] [--top-p P] [--seed S] [--ignore-eos]
+//   edgeslm-runner BUNDLE --prompt TEXT [--chat] [same options]
+//     text in: the bundle's tokenizer.json through the runtime's C++ tokenizer (edgeslm_generate_text;
+//     --chat wraps TEXT in the bundle's chat prompt, as `edgeslm run --chat`); the JSON gains "text".
 //
 // Each rep: reset -> generate(prompt) (prefill in one forward, then one forward per new token).
 // Output (schema "edgeslm.runner/1"): model_load_ms, ttft_ms / prefill_tokens_per_s /
@@ -23,8 +26,8 @@
 namespace {
 
 const char* kUsage =
-    "usage: edgeslm-runner BUNDLE --tokens 1,2,3 [--max-new-tokens N] [--reps R] [--warmup W]\n"
-    "                      [--threads N] [--temperature T] [--top-p P] [--seed S] [--ignore-eos]";
+    "usage: edgeslm-runner BUNDLE (--tokens 1,2,3 | --prompt TEXT [--chat]) [--max-new-tokens N] [--reps R]\n"
+    "                      [--warmup W] [--threads N] [--temperature T] [--top-p P] [--seed S] [--ignore-eos]";
 
 std::string json_str(const std::string& s) {
   std::string o = "\"";
@@ -89,7 +92,13 @@ const char* stop_name(int32_t r) {
 
 struct Collect {
   std::vector<int64_t>* out;
+  std::string* text;
 };
+int on_text(const char* piece, size_t len, void* user) {
+  auto* c = static_cast<Collect*>(user);
+  if (c->text) c->text->append(piece, len);
+  return 0;
+}
 int on_token(int64_t token, void* user) {
   auto* c = static_cast<Collect*>(user);
   if (c->out) c->out->push_back(token);
@@ -100,6 +109,8 @@ int on_token(int64_t token, void* user) {
 
 int main(int argc, char** argv) {
   const char* bundle = nullptr;
+  const char* text_prompt = nullptr;  // --prompt: text through the C++ tokenizer
+  bool chat = false;
   std::vector<int64_t> prompt;
   long long max_new = 32, reps = 1, warmup = 0, threads = 0, seed = 0;
   edgeslm_gen_config cfg;
@@ -110,6 +121,7 @@ int main(int argc, char** argv) {
     const char* v = nullptr;
     if (a == "-h" || a == "--help") { std::puts(kUsage); return 0; }
     if (a == "--ignore-eos") { cfg.stop_at_eos = 0; continue; }
+    if (a == "--chat") { chat = true; continue; }
     if (a.rfind("--", 0) == 0 && !value(&v)) return die(2, "usage", a + " needs a value");
     bool ok = true;
     if (a == "--tokens") {
@@ -124,7 +136,8 @@ int main(int argc, char** argv) {
         if (comma == std::string::npos) break;
         start = comma + 1;
       }
-    } else if (a == "--max-new-tokens") ok = parse_i64(v, &max_new) && max_new >= 0 && max_new < (1 << 30);
+    } else if (a == "--prompt") text_prompt = v;
+    else if (a == "--max-new-tokens") ok = parse_i64(v, &max_new) && max_new >= 0 && max_new < (1 << 30);
     else if (a == "--reps") ok = parse_i64(v, &reps) && reps >= 1;
     else if (a == "--warmup") ok = parse_i64(v, &warmup) && warmup >= 0;
     else if (a == "--threads") ok = parse_i64(v, &threads) && threads >= 0;
@@ -137,7 +150,9 @@ int main(int argc, char** argv) {
     if (!ok) return die(2, "usage", "bad value for " + a + ": " + v);
   }
   if (bundle == nullptr) return die(2, "usage", "no bundle given");
-  if (prompt.empty()) return die(2, "usage", "--tokens is required (comma-separated token ids)");
+  if (prompt.empty() == (text_prompt == nullptr))
+    return die(2, "usage", "give either --tokens (comma-separated token ids) or --prompt TEXT");
+  if (chat && text_prompt == nullptr) return die(2, "usage", "--chat needs --prompt TEXT");
   cfg.max_new_tokens = (int32_t)max_new;
   cfg.seed = (uint64_t)seed;
 
@@ -155,12 +170,17 @@ int main(int argc, char** argv) {
 
   std::vector<double> ttft, prefill, decode;
   std::vector<int64_t> first_tokens;
+  std::string first_text;
+  int64_t prompt_tokens = (int64_t)prompt.size();
   int64_t first_generated = 0;
   int32_t first_stop = 0;
   for (long long r = 0; r < warmup + reps; ++r) {
-    Collect collect{r == warmup ? &first_tokens : nullptr};
+    Collect collect{r == warmup ? &first_tokens : nullptr, r == warmup ? &first_text : nullptr};
     edgeslm_reset(model);
-    s = edgeslm_generate(model, prompt.data(), prompt.size(), &cfg, on_token, &collect);
+    if (text_prompt != nullptr)
+      s = edgeslm_generate_text(model, text_prompt, chat ? 1 : 0, &cfg, on_text, on_token, &collect);
+    else
+      s = edgeslm_generate(model, prompt.data(), prompt.size(), &cfg, on_token, &collect);
     if (s != EDGESLM_OK) {
       std::string msg = edgeslm_last_error(model);
       edgeslm_close(model);
@@ -171,7 +191,7 @@ int main(int argc, char** argv) {
     ttft.push_back(st.ttft_ms);
     prefill.push_back(st.prefill_tokens_per_s);
     decode.push_back(st.decode_tokens_per_s);
-    if (r == warmup) { first_generated = st.generated_tokens; first_stop = st.stop_reason; }
+    if (r == warmup) { first_generated = st.generated_tokens; first_stop = st.stop_reason; prompt_tokens = st.prompt_tokens; }
   }
   edgeslm_get_stats(model, &st);
 
@@ -189,8 +209,9 @@ int main(int argc, char** argv) {
               summary(decode).c_str());
   std::printf(" \"peak_rss_bytes\": %lld, \"peak_heap_bytes\": %lld, \"planned_arena_bytes\": %lld,\n",
               (long long)st.peak_rss_bytes, (long long)st.peak_heap_bytes, (long long)st.planned_arena_bytes);
-  std::printf(" \"prompt_tokens\": %zu, \"max_new_tokens\": %lld, \"generated_tokens\": %lld, \"stop_reason\": %s,\n",
-              prompt.size(), max_new, (long long)first_generated, json_str(stop_name(first_stop)).c_str());
+  std::printf(" \"prompt_tokens\": %lld, \"max_new_tokens\": %lld, \"generated_tokens\": %lld, \"stop_reason\": %s,\n",
+              (long long)prompt_tokens, max_new, (long long)first_generated, json_str(stop_name(first_stop)).c_str());
+  if (text_prompt != nullptr) std::printf(" \"text\": %s,\n", json_str(first_text).c_str());
   std::printf(" \"generated\": %s}\n", gen.c_str());
   edgeslm_close(model);
   return 0;

@@ -24,6 +24,7 @@ VERBS = {
     "compare": ("compare", "compare two farm runs: regressions beyond the measured noise"),
     "build-runner": ("build_runner", "build (or reuse) the native runner folder for a target"),
     "package": ("package", "write an app-side package (--ios DIR: Swift package) with the bundle as a resource"),
+    "tokenize": ("tokenize", "print the token ids of a text (Python tokenizer, or the C++ one with --native)"),
 }
 
 

@@ -48,6 +48,7 @@ class Stats(ctypes.Structure):
 
 
 TokenCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int64, ctypes.c_void_p)
+TextCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
 _I64P = ctypes.POINTER(ctypes.c_int64)
 _LIBS: dict[str, ctypes.CDLL] = {}
 
@@ -87,11 +88,89 @@ def load_library(lib_path: str | Path) -> ctypes.CDLL:
                                   ctypes.c_void_p]),
         "edgeslm_get_stats": (st, [m, ctypes.POINTER(Stats)]),
     }
+    sigs.update(_text_sigs())
     for name, (restype, argtypes) in sigs.items():
         fn = getattr(lib, name)
         fn.restype, fn.argtypes = restype, argtypes
     _LIBS[key] = lib
     return lib
+
+
+def _text_sigs() -> dict:
+    """The text section of edgeslm.h (C++ tokenizer, edgeslm_generate_text)."""
+    t, m, st, sz = ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t
+    return {
+        "edgeslm_tokenizer_open": (st, [ctypes.c_char_p, ctypes.POINTER(t)]),
+        "edgeslm_tokenizer_close": (None, [t]),
+        "edgeslm_tokenizer_last_error": (ctypes.c_char_p, [t]),
+        "edgeslm_tokenizer_encode": (st, [t, ctypes.c_char_p, sz, ctypes.c_int, _I64P, sz, ctypes.POINTER(sz)]),
+        "edgeslm_tokenizer_decode": (st, [t, _I64P, sz, ctypes.c_int, ctypes.c_char_p, sz, ctypes.POINTER(sz)]),
+        "edgeslm_tokenizer_vocab_size": (ctypes.c_int64, [t]),
+        "edgeslm_get_tokenizer": (t, [m]),
+        "edgeslm_generate_text": (st, [m, ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(GenConfig), TextCallback,
+                                       TokenCallback, ctypes.c_void_p]),
+    }
+
+
+class NativeTokenizer:
+    """The runtime's C++ tokenizer over a tokenizer.json (or, with `handle`, the one a model owns).
+
+    encode(text: str | bytes) -> ids; bytes go in unchanged (invalid UTF-8 is the library's to handle).
+    decode(ids) -> str (the library's UTF-8, decoded strictly: it must be valid)."""
+
+    def __init__(self, path: str | Path | None, lib_path: str | Path, *, handle=None, owner=None):
+        self._lib = load_library(lib_path)
+        self._owned = handle is None
+        self._owner = owner   # keeps the owning NativeModel alive
+        if handle is None:
+            out = ctypes.c_void_p()
+            status = self._lib.edgeslm_tokenizer_open(str(path).encode(), ctypes.byref(out))
+            if status != 0:
+                raise NativeError(status, self._lib.edgeslm_last_error(None).decode(), path=path)
+            handle = out
+        self._t = handle
+
+    def close(self) -> None:
+        if getattr(self, "_t", None) and self._owned:
+            self._lib.edgeslm_tokenizer_close(self._t)
+        self._t = None
+
+    def __enter__(self) -> "NativeTokenizer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        self.close()
+
+    def _check(self, status: int) -> None:
+        if status != 0:
+            raise NativeError(status, self._lib.edgeslm_tokenizer_last_error(self._t).decode())
+
+    @property
+    def vocab_size(self) -> int:
+        return self._lib.edgeslm_tokenizer_vocab_size(self._t)
+
+    def encode(self, text: str | bytes, add_special: bool = False) -> list[int]:
+        data = text.encode("utf-8", errors="surrogatepass") if isinstance(text, str) else bytes(text)
+        n = ctypes.c_size_t()
+        self._check(self._lib.edgeslm_tokenizer_encode(self._t, data, len(data), int(add_special), None, 0,
+                                                       ctypes.byref(n)))
+        buf = (ctypes.c_int64 * max(1, n.value))()
+        self._check(self._lib.edgeslm_tokenizer_encode(self._t, data, len(data), int(add_special), buf, n.value,
+                                                       ctypes.byref(n)))
+        return list(buf[:n.value])
+
+    def decode(self, ids, skip_special: bool = False) -> str:
+        arr, count = _ids(ids)
+        n = ctypes.c_size_t()
+        self._check(self._lib.edgeslm_tokenizer_decode(self._t, arr, count, int(skip_special), None, 0,
+                                                       ctypes.byref(n)))
+        buf = ctypes.create_string_buffer(n.value + 1)
+        self._check(self._lib.edgeslm_tokenizer_decode(self._t, arr, count, int(skip_special), buf, n.value + 1,
+                                                       ctypes.byref(n)))
+        return buf.raw[:n.value].decode("utf-8")
 
 
 def _ids(ids) -> tuple[ctypes.Array, int]:
@@ -206,6 +285,33 @@ class NativeModel:
         cfg = self._config(max_new_tokens, temperature, top_p, seed, stop_at_eos)
         self._check(self._lib.edgeslm_generate(self._m, arr, n, ctypes.byref(cfg), TokenCallback(cb), None))
         return out
+
+    # ---- text (the bundle's tokenizer.json through the C++ tokenizer) ----
+    @property
+    def tokenizer(self) -> NativeTokenizer | None:
+        handle = self._lib.edgeslm_get_tokenizer(self._m)
+        return NativeTokenizer(None, self._lib._name, handle=ctypes.c_void_p(handle), owner=self) if handle else None
+
+    def generate_text(self, prompt: str, max_new_tokens: int = 32, *, chat: bool = False, temperature: float = 0.0,
+                      top_p: float = 1.0, seed: int = 0, stop_at_eos: bool = True,
+                      on_text: Callable[[str], bool | None] | None = None) -> tuple[str, list[int]]:
+        """(text, new token ids) of edgeslm_generate_text; on_text(piece) per streamed piece (True stops)."""
+        pieces: list[bytes] = []
+        tokens: list[int] = []
+
+        def text_cb(ptr, n, _user):
+            piece = ctypes.string_at(ptr, n)
+            pieces.append(piece)
+            return 1 if on_text is not None and on_text(piece.decode("utf-8")) else 0
+
+        def token_cb(token, _user):
+            tokens.append(int(token))
+            return 0
+
+        cfg = self._config(max_new_tokens, temperature, top_p, seed, stop_at_eos)
+        self._check(self._lib.edgeslm_generate_text(self._m, prompt.encode("utf-8"), int(bool(chat)), ctypes.byref(cfg),
+                                                    TextCallback(text_cb), TokenCallback(token_cb), None))
+        return b"".join(pieces).decode("utf-8"), tokens
 
     def stats(self) -> dict:
         st = Stats()
