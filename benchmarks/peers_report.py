@@ -1,0 +1,173 @@
+"""Summaries, physical bound and output for benchmarks/peers.py.
+
+Steps of finish(rows): 1. per (peer, bits, prompt length): mean/std of decode tok/s and TTFT over reps,
+leading greedy tokens equal to eager fp32 -> 2. ratios vs llama.cpp at matched bits (fp32 ~ F32, int8 ~ Q8_0,
+int4 ~ Q4_0, q4_1 ~ the original Q4_1 file) -> 3. bandwidth bound: weight bytes read per decoded token
+(every linear + the lm_head once; the embedding contributes one row) -> bound = best triad GB/s / bytes;
+fraction = decode / bound; "fits L3" when those bytes fit the last-level cache -> 4. Markdown + JSON
+(atomic writes), printed.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+REF_BITS = {"fp32": "fp32", "int8": "int8", "int4": "int4", "q4_1": "q4_1"}
+# bytes per weight when not read from the file (GGUF rows are exact): int4 = 4-bit + a 32-bit scale per 32
+BYTES_PER_WEIGHT = {"fp32": 4.0, "int8": 1.0, "int4": 0.625, "q4_1": 0.625}
+
+
+def _mean_std(xs: list[float]) -> tuple[float, float]:
+    xs = [x for x in xs if x == x]
+    if not xs:
+        return float("nan"), float("nan")
+    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+
+
+def read_params(ckpt: Path) -> tuple[int, int]:
+    """(weights read per decoded token, all weights) from config.json."""
+    cfg = json.loads((ckpt / "config.json").read_text())
+    c, h, hkv, f, v = (cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"],
+                       cfg["intermediate_size"], cfg["vocab_size"])
+    d = cfg.get("head_dim") or c // h
+    per_layer = 2 * c * h * d + 2 * c * hkv * d + 3 * c * f
+    read = cfg["num_hidden_layers"] * per_layer + v * c          # + lm_head (tied or not)
+    tied = cfg.get("tie_word_embeddings", False)
+    return read, read + (0 if tied else v * c)
+
+
+def l3_bytes() -> int:
+    try:
+        text = Path("/sys/devices/system/cpu/cpu0/cache/index3/size").read_text().strip()
+        return int(text[:-1]) * 1024 if text.endswith("K") else int(text)
+    except (OSError, ValueError):
+        return 32 << 20
+
+
+def bytes_per_token(row: dict, read: int, total: int) -> tuple[float, str]:
+    if row.get("gguf_types"):
+        return sum(row["gguf_types"].values()) * read / total, "GGUF tensor bytes"
+    return read * BYTES_PER_WEIGHT[row["bits"]], f"estimate: {read / 1e6:.1f} M weights x {BYTES_PER_WEIGHT[row['bits']]} B"
+
+
+def _agree(tokens, ref) -> int | None:
+    if not tokens or not ref:
+        return None
+    n = 0
+    for a, b in zip(tokens, ref):
+        if a != b:
+            break
+        n += 1
+    return n
+
+
+def summarize(rows: list[dict], ckpt: Path, bw_gbps: float) -> list[dict]:
+    from edgeslm.text import Tokenizer
+    tok = Tokenizer.from_dir(ckpt)
+    read, total = read_params(ckpt)
+    l3 = l3_bytes()
+    eager = next((r for r in rows if r["peer"] == "eager" and r["status"] == "ok"), None)
+    out = []
+    for r in rows:
+        if r["status"] != "ok":
+            out.append({"peer": r["peer"], "bits": r["bits"], "len": None, "status": r["status"], "reason": r.get("reason")})
+            continue
+        bpt, how = bytes_per_token(r, read, total)
+        for n, run in r["runs"].items():
+            if run.get("skipped"):
+                out.append({"peer": r["peer"], "bits": r["bits"], "len": int(n), "status": "skipped",
+                            "reason": run["skipped"]})
+                continue
+            d_mean, d_std = _mean_std(run["decode_tokens_per_s"])
+            t_mean, t_std = _mean_std(run["ttft_ms"])
+            toks = run.get("tokens")
+            if toks is None and run.get("text") is not None:   # etllama: text only -> re-tokenized (approximate)
+                toks = tok.encode(run["text"], add_bos=False)
+            ref = eager["runs"][n].get("tokens") if eager else None
+            bound = bw_gbps * 1e9 / bpt
+            out.append({"peer": r["peer"], "bits": r["bits"], "len": int(n), "status": "ok",
+                        "decode_mean": d_mean, "decode_std": d_std, "ttft_mean": t_mean, "ttft_std": t_std,
+                        "agree": _agree(toks, ref), "new": len(ref) if ref else None,
+                        "bytes_per_token": bpt, "bytes_how": how, "bound_tok_s": bound,
+                        "frac_bound": d_mean / bound, "fits_l3": bpt <= l3,
+                        "file_mb": r["file_bytes"] / 1e6, "export_s": r.get("export_s"),
+                        "rss_mb": r["peak_rss_bytes"] / 1e6, "load_s": r.get("load_s")})
+    for s in out:
+        if s["status"] != "ok":
+            continue
+        ref = next((x for x in out if x["peer"] == "llamacpp" and x["bits"] == REF_BITS[s["bits"]]
+                    and x["len"] == s["len"] and x["status"] == "ok"), None)
+        s["decode_vs_llamacpp"] = s["decode_mean"] / ref["decode_mean"] if ref else None
+        s["ttft_vs_llamacpp"] = ref["ttft_mean"] / s["ttft_mean"] if ref else None
+    return out
+
+
+def _f(x, fmt: str) -> str:
+    return "—" if x is None or x != x else format(x, fmt)
+
+
+def markdown(summary: list[dict], meta: dict) -> str:
+    bw = meta["bandwidth_best_gbps"]
+    lines = [f"# Peers: {meta['model']} on this host ({meta['threads']} threads, {meta['new_tokens']} greedy tokens, "
+             f"EOS ignored, mean ± std of {meta['reps']} reps)", "",
+             f"**Contended numbers**: shared 2-core machine, load average {meta['loadavg_start']} at start, "
+             f"{meta['loadavg_end']} at end. Memory bandwidth (STREAM-like triad, best): {bw:.1f} GB/s "
+             f"(all runs: {', '.join(f'{b:.1f}' for b in meta['bandwidth_all_gbps'])}). "
+             "Ratios are against llama.cpp at matched bits (> 1: faster than llama.cpp). "
+             "`bound` = bandwidth / weight bytes read per token; `agree` = leading greedy tokens equal to eager fp32.", "",
+             "| peer | bits | prompt | decode tok/s | vs llama.cpp | TTFT ms | vs llama.cpp | of bound | agree | "
+             "file MB | export s | peak RSS MB |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for s in summary:
+        if s["status"] != "ok":
+            lines.append(f"| {s['peer']} | {s['bits']} | {s['len'] or '—'} | {s['status']}: {s['reason']} | | | | | | | | |")
+            continue
+        frac = f"{s['frac_bound']:.0%}" + (" (fits L3)" if s["fits_l3"] else "")
+        agree = f"{s['agree']}/{s['new']}" if s["agree"] is not None else "—"
+        lines.append(f"| {s['peer']} | {s['bits']} | {s['len']} | {s['decode_mean']:.1f} ± {s['decode_std']:.1f} | "
+                     f"{_f(s['decode_vs_llamacpp'], '.2f')}x | {s['ttft_mean']:.1f} ± {s['ttft_std']:.1f} | "
+                     f"{_f(s['ttft_vs_llamacpp'], '.2f')}x | {frac} | {agree} | {s['file_mb']:.1f} | "
+                     f"{_f(s['export_s'], '.0f')} | {s['rss_mb']:.0f} |")
+    lines += ["", "Notes per peer:"]
+    for note in meta["notes"]:
+        lines.append(f"- {note}")
+    return "\n".join(lines) + "\n"
+
+
+def _commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).resolve().parent, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def finish(rows, *, ckpt, model, ids, args, ctx, bandwidth, stem: Path) -> None:
+    import os
+    from edgeslm.fsutil import write_text_atomic
+    bw_best = max(b["gbps"] for b in bandwidth)
+    summary = summarize(rows, ckpt, bw_best)
+    notes = sorted({f"{r['peer']} {r['bits']}: {r['note']}" for r in rows if r.get("note")})
+    loads = [r.get("load_before") for r in rows if r.get("load_before")] + [os.getloadavg()]
+    meta = {"created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "model": model,
+            "checkpoint": str(ckpt), "threads": args.threads, "new_tokens": args.new_tokens, "reps": args.reps,
+            "warmup": args.warmup, "context": ctx, "prompt_lengths": {k: len(v) for k, v in ids.items()},
+            "contended": True, "loadavg_start": tuple(round(x, 2) for x in loads[0]),
+            "loadavg_end": tuple(round(x, 2) for x in loads[-1]), "bandwidth": bandwidth,
+            "bandwidth_best_gbps": bw_best, "bandwidth_all_gbps": [b["gbps"] for b in bandwidth],
+            "l3_bytes": l3_bytes(), "edgeslm_commit": _commit(), "notes": notes}
+    try:
+        from edgeslm.api import toolchain_versions
+        meta["toolchain"] = toolchain_versions()
+    except Exception:   # provenance is best effort
+        pass
+    md = markdown(summary, meta)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(stem.with_suffix(".md"), md)
+    write_text_atomic(stem.with_suffix(".json"), json.dumps({**meta, "summary": summary, "rows": rows},
+                                                            indent=1, default=str) + "\n")
+    print(md)
+    print(f"results: {stem.with_suffix('.md')} {stem.with_suffix('.json')}")
