@@ -1,16 +1,19 @@
 """The Android library's JNI bridge and Kotlin core on the host JVM, against the real native runtime.
 
 What runs: android/edgeslm-android/src/main/cpp/edgeslm_jni.cpp compiled with the host g++ against the JDK's
-jni.h and the host build of runtime/ (build_runner("host")), the library's Kotlin core (every file of
-src/main/kotlin/dev/edgeslm except the Android-only EdgeSlm.kt) plus tests/android_host/HostMain.kt compiled
-with Debian's kotlinc, then `java -Djava.library.path=...` runs one scenario per call and prints JSON.
-Stand-in: the host JVM and glibc x86_64 runtime play the phone's ART and bionic arm64 runtime (no NDK,
-android.jar or emulator is reachable here); the Kotlin and C++ sources are the library's own.
+jni.h and the host build of runtime/ (build_runner("host")), every Kotlin file of the library plus
+tests/android_host/HostMain.kt compiled with Debian's kotlinc, then `java -Djava.library.path=...` runs one
+scenario per call and prints JSON.
+Stand-ins: the host JVM and glibc x86_64 runtime play the phone's ART and bionic arm64 runtime (no NDK,
+android.jar or emulator is reachable here); the Android-only EdgeSlm.kt compiles and runs against
+tests/android_host/stubs (Context, AssetManager over a folder, Handler, Looper: the members it uses, with
+their real signatures). The Kotlin and C++ sources are the library's own.
 
 Checks: the same tokens (and text) as `edgeslm run --json` for the same bundle and prompt, plain and --chat;
 stop() from another thread mid-generation; close() while generating; a missing bundle as an
 EdgeSlmException with the runtime's message; a prompt over the context through onError and the Future;
-two models generating at once on two threads. Compiled outputs are cached by source digest (kotlinc
+two models generating at once on two threads; EdgeSlm.load(context, "edgeslm/<name>") copying an asset
+bundle to filesDir once. Compiled outputs are cached by source digest (kotlinc
 takes ~20 s to start).
 """
 from __future__ import annotations
@@ -32,7 +35,7 @@ from tests.native_helpers import llama_bundle, once
 ROOT = Path(__file__).resolve().parents[1]
 LIBRARY = ROOT / "android" / "edgeslm-android" / "src" / "main"
 HOST_MAIN = ROOT / "tests" / "android_host" / "HostMain.kt"
-ANDROID_ONLY = {"EdgeSlm.kt"}            # uses android.* (Context, AssetManager, Handler): not compiled here
+STUBS = ROOT / "tests" / "android_host" / "stubs"   # STAND-IN android.* classes (Context, AssetManager, Handler)
 N = 12                                   # new tokens per generation
 PROMPT = "Once upon a time"
 
@@ -63,12 +66,13 @@ def _build(deploy: Path) -> dict:
     """libedgeslm_jni.so + Kotlin classes, cached under <cache>/android-host/<digest>."""
     kotlinc = _require("kotlinc", "kotlin")
     java_home = _java_home()
-    sources = sorted(p for p in (LIBRARY / "kotlin").rglob("*.kt") if p.name not in ANDROID_ONLY) + [HOST_MAIN]
+    sources = sorted((LIBRARY / "kotlin").rglob("*.kt")) + [HOST_MAIN]
+    stubs = sorted(STUBS.rglob("*.java"))
     jni = LIBRARY / "cpp" / "edgeslm_jni.cpp"
     header = deploy / "include" / "edgeslm.h"
     text_api = _has_text_api(deploy / "libedgeslm.so")
     digest = hashlib.sha256()
-    for p in [*sources, jni, header, deploy / "libedgeslm.so"]:
+    for p in [*sources, *stubs, jni, header, deploy / "libedgeslm.so"]:
         digest.update(p.name.encode() + b"\0" + p.read_bytes())
     digest.update(f"{java_home} text={text_api}".encode())
     out = cache_root() / "android-host" / digest.hexdigest()[:16]
@@ -81,7 +85,10 @@ def _build(deploy: Path) -> dict:
                         f"-I{java_home}/include", f"-I{java_home}/include/linux", f"-I{deploy}/include",
                         str(jni), "-o", str(lib), f"-L{deploy}", "-ledgeslm", f"-Wl,-rpath,{deploy}"],
                        check=True, capture_output=True, text=True)
-        proc = subprocess.run([kotlinc, *map(str, sources), "-d", str(classes)], capture_output=True, text=True)
+        # android.* stand-ins first (javac), so EdgeSlm.kt (the Android-only file) compiles and runs too
+        subprocess.run(["javac", "-d", str(classes), *map(str, stubs)], check=True, capture_output=True, text=True)
+        proc = subprocess.run([kotlinc, "-cp", str(classes), *map(str, sources), "-d", str(classes)],
+                              capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr[-3000:]
         (out / "done").write_text("ok\n")
     stdlib = Path("/usr/share/java/kotlin-stdlib.jar")
@@ -179,3 +186,18 @@ def test_two_models_generate_at_once_on_two_threads(host, bundles, capsys):
     assert got["a"]["tokens"] == expected["fp32"]["tokens"]
     assert got["b"]["tokens"] == expected["int8"]["tokens"]
     assert got["a"]["worker"] == "edgeslm-llama-fp32" and got["b"]["worker"] == "edgeslm-llama-int8"
+
+
+def test_asset_bundle_is_copied_to_files_dir_once(host, bundles, capsys, tmp_path):
+    bundle = bundles["fp32"]
+    expected = edgeslm_run(bundle, capsys)
+    apk_assets = tmp_path / "assets"
+    shutil.copytree(bundle, apk_assets / "edgeslm" / "tiny")
+    files = tmp_path / "files"
+    got = jvm(host, "assets", apk_assets, files, "edgeslm/tiny", N, "--ids", _ids(expected["prompt_tokens"]))
+    assert got["dir"] == str(files / "edgeslm" / "tiny") and got["recopied"] is False
+    assert got["result"]["tokens"] == expected["tokens"]
+    from edgeslm.bundle import load_bundle
+    assert load_bundle(files / "edgeslm" / "tiny").manifest == load_bundle(bundle).manifest
+    assert not list((files / "edgeslm").glob(".*staging*"))
+    assert got["missing"].startswith("asset 'edgeslm/nope' is not an edgeslm bundle (no manifest.json)")

@@ -7,14 +7,20 @@
 //   missing PATH                         open a missing bundle: the exception's status and message
 //   context BUNDLE N                     a prompt of N ids (longer than the context): onError + Future
 //   two BUNDLE_A BUNDLE_B MAX_NEW --ids ...   two models generating at once on two caller threads
+//   assets APK_ASSETS FILES_DIR ASSET MAX_NEW --ids ...   EdgeSlm.load(context, asset) twice through the
+//                                        stand-in Context/AssetManager of tests/android_host/stubs
 package dev.edgeslm.hosttest
 
+import android.content.Context
+import android.content.res.AssetManager
+import dev.edgeslm.EdgeSlm
 import dev.edgeslm.EdgeSlmException
 import dev.edgeslm.EdgeSlmModel
 import dev.edgeslm.GenerationCallback
 import dev.edgeslm.GenerationConfig
 import dev.edgeslm.GenerationResult
 import dev.edgeslm.Stats
+import java.io.File
 import java.util.concurrent.CountDownLatch
 import java.util.concurrent.ExecutionException
 import java.util.concurrent.Future
@@ -162,6 +168,31 @@ fun main(args: Array<String>) {
             threads.forEach { it.join(120_000) }
             models.forEach { it.close() }
             "{\"a\": ${results[0]}, \"b\": ${results[1]}}"
+        }
+        "assets" -> {
+            val context = object : Context() {
+                override fun getAssets() = AssetManager(File(a[1]))
+                override fun getFilesDir() = File(a[2])
+                override fun getApplicationContext(): Context = this
+            }
+            val first = EdgeSlm.load(context, a[3])
+            val copied = File(context.filesDir, a[3])
+            val stamp = File(copied, "model.pte").lastModified()
+            val rec = Recorder()
+            val r = start(first, a.drop(5), GenerationConfig(maxNewTokens = a[4].toInt()), rec).get()
+            first.close()
+            Thread.sleep(20)
+            val second = EdgeSlm.load(context, a[3])                   // same manifest: no second copy
+            val recopied = File(copied, "model.pte").lastModified() != stamp
+            second.close()
+            val missing = try {
+                EdgeSlm.load(context, "edgeslm/nope")
+                "no exception"
+            } catch (e: EdgeSlmException) {
+                e.message ?: ""
+            }
+            "{\"dir\": ${jsonString(second.bundleDir.path)}, \"result\": ${resultJson(r, rec)}, " +
+                "\"recopied\": $recopied, \"missing\": ${jsonString(missing)}}"
         }
         else -> throw IllegalArgumentException("unknown scenario ${a[0]}")
     }
