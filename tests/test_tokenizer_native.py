@@ -25,11 +25,12 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tokenizer_corpus import corpus, make_tokenizers, reference_text  # noqa: E402
 
-from tests.native_helpers import llama_bundle, once  # noqa: E402
+from tests.native_helpers import once  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOLLM2_TOKENIZER = ROOT / ".cache" / "quickstart-smollm2" / "tokenizer.json"
-NAMES = ["gpt2", "gpt2-prefix", "llama3", "qwen2", "digits", "llama2", "tinyllama-metaspace", "tiny", "smollm2"]
+NAMES = ["gpt2", "gpt2-prefix", "llama3", "qwen2", "digits", "llama2", "llama2-normalized-added", "tinyllama-metaspace",
+         "tiny", "smollm2"]
 
 
 @pytest.fixture(scope="module")
@@ -152,8 +153,8 @@ def test_cli_tokenize_native_equals_python(tokenizer_files, deploy, capsys):
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
-    root = tmp_path_factory.getbasetemp() / "native-llama"      # shared with the other native tests
-    return once("llama-bundle-fp32", lambda: llama_bundle(root, "fp32"))
+    from tests.farm_helpers import farm_bundle
+    return farm_bundle(tmp_path_factory, "fp32")     # shared with the other native tests
 
 
 def _runner(deploy: Path, bundle: Path, *args) -> subprocess.CompletedProcess:
@@ -188,3 +189,19 @@ def test_chat_needs_a_reexport_without_the_manifest_field(bundle, deploy, tmp_pa
     proc = _runner(deploy, old, "--prompt", "hi")
     assert proc.returncode == 1 and "tokenizer.json" in proc.stderr
     assert _runner(deploy, old, "--tokens", "1,5,7").returncode == 0  # token ids need no tokenizer
+
+
+def test_generate_text_streams_whole_characters(bundle, deploy):
+    """edgeslm_generate_text through ctypes: every streamed piece is complete UTF-8 (a character split across
+    byte-level tokens is held back), and the pieces add up to the decode of the new ids (eos left out)."""
+    from edgeslm.native.capi import NativeModel
+    from edgeslm.text import Tokenizer
+    ref = Tokenizer.from_dir(bundle)
+    pieces: list[str] = []
+    with NativeModel(bundle, deploy, threads=0) as model:
+        text, ids = model.generate_text("雨が降っています 👍🏽", 48, stop_at_eos=False, on_text=pieces.append)
+        assert model.tokenizer is not None and model.tokenizer.encode("hi") == ref.backend.encode("hi", add_special_tokens=False).ids
+    assert len(ids) == 48 and "".join(pieces) == text
+    eos = set(ref.eos_ids)
+    assert text == ref.decode([t for t in ids if t not in eos])
+    assert len(pieces) > 1

@@ -26,7 +26,7 @@ import sysconfig
 from pathlib import Path
 
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<s>", "</s>", "<unk>", "<|begin_of_text|>",
-            "<|eot_id|>", "<|bos|>", "<|eos|>", "<|pad|>"]
+            "<|eot_id|>", "<|bos|>", "<|eos|>", "<|pad|>", "wörld tok"]
 STDLIB_FILES = ["textwrap.py", "json/decoder.py", "json/encoder.py", "argparse.py", "difflib.py", "shlex.py",
                 "string.py", "fractions.py", "heapq.py", "bisect.py", "colorsys.py", "calendar.py"]
 DOC_MODULES = ["os", "re", "json", "textwrap", "argparse", "collections", "itertools", "functools", "pathlib",
@@ -185,16 +185,21 @@ def _byte_level(name: str, pre, texts, out: Path, *, normalizer=None, ignore_mer
     return path
 
 
-def _sentencepiece_style(name: str, texts, out: Path, *, legacy: bool) -> Path:
-    """Llama 2 / TinyLlama style: ▁ for spaces, byte fallback <0xXX> in the vocab, unk fused."""
+def _sentencepiece_style(name: str, texts, out: Path, *, legacy: bool, normalized_added: bool = False) -> Path:
+    """Llama 2 / TinyLlama style: ▁ for spaces, byte fallback <0xXX> in the vocab, unk fused.
+    normalized_added: the specials (and an extra added token "wörld tok") are matched in normalized text, as
+    in older Llama 2 tokenizer.json files."""
     from tokenizers import Tokenizer, pre_tokenizers
     meta = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
     trained = json.loads(_train_bpe(meta, texts, 2000, None, limit=300).to_str())["model"]
     vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, **{f"<0x{b:02X}>": 3 + b for b in range(256)}}
     for token in sorted(trained["vocab"], key=trained["vocab"].get):
         vocab.setdefault(token, len(vocab))
-    specials = [{"id": i, "content": c, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False,
-                 "special": True} for i, c in enumerate(["<unk>", "<s>", "</s>"])]
+    specials = [{"id": i, "content": c, "single_word": False, "lstrip": False, "rstrip": False,
+                 "normalized": normalized_added, "special": True} for i, c in enumerate(["<unk>", "<s>", "</s>"])]
+    if normalized_added:
+        specials.append({"id": len(vocab), "content": "wörld tok", "single_word": False, "lstrip": False,
+                         "rstrip": False, "normalized": True, "special": False})
     data = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": specials,
             "post_processor": {"type": "TemplateProcessing",
                                "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
@@ -247,6 +252,8 @@ def make_tokenizers(out: Path, lines: list[bytes] | None = None) -> dict[str, Pa
         "digits": _byte_level("digits", pre_tokenizers.Sequence([
             pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]), texts, out),
         "llama2": _sentencepiece_style("llama2", texts, out, legacy=True),
+        "llama2-normalized-added": _sentencepiece_style("llama2-normalized-added", texts, out, legacy=True,
+                                                        normalized_added=True),
         "tinyllama-metaspace": _sentencepiece_style("tinyllama-metaspace", texts, out, legacy=False),
     }
     from tiny_checkpoints import write_tokenizer

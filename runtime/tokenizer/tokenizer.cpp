@@ -1,6 +1,8 @@
 // tokenizer.cpp — encode / decode of a loaded tokenizer.json (pipeline in tokenizer.h).
 #include "tokenizer.h"
 
+#include <algorithm>
+
 #include "unicode.h"
 
 namespace edgeslm::tok {
@@ -32,6 +34,30 @@ bool next_is_word(const std::string& s, size_t start) {
   return uni::is_alnum(uni::decode_one(s, start, &len));
 }
 }  // namespace
+
+void Tokenizer::finish_load() {
+  normalized_added_.clear();  // normalized added tokens are matched in (and decode to) normalized text
+  for (size_t k = 0; k < added.size(); ++k) {
+    std::string c = added[k].content;
+    if (added[k].normalized) normalize(&c, false);
+    normalized_added_.push_back(c);
+    added_by_id_.emplace(added[k].id, k);  // first entry wins for a repeated id
+    if (added[k].special) special_contents_.insert(added[k].content);
+  }
+  for (int pass = 0; pass < 2; ++pass) {  // candidates per first byte, longest first (leftmost-longest)
+    for (auto& bucket : by_first_byte_[pass]) bucket.clear();
+    for (size_t k = 0; k < added.size(); ++k) {
+      const std::string& c = pass ? normalized_added_[k] : added[k].content;
+      if (added[k].normalized == (pass == 1) && !c.empty()) by_first_byte_[pass][(unsigned char)c[0]].push_back(k);
+    }
+    for (auto& bucket : by_first_byte_[pass])
+      std::stable_sort(bucket.begin(), bucket.end(), [&](size_t x, size_t y) {
+        const std::string& cx = pass ? normalized_added_[x] : added[x].content;
+        const std::string& cy = pass ? normalized_added_[y] : added[y].content;
+        return cx.size() > cy.size();
+      });
+  }
+}
 
 int32_t Tokenizer::token_to_id(std::string_view token) const {
   for (const auto& a : added)
@@ -73,13 +99,9 @@ void Tokenizer::split_added(const std::string& text, bool normalized_pass, bool 
   while (i < text.size()) {
     const AddedToken* best = nullptr;
     const std::string* best_content = nullptr;
-    for (size_t k = 0; k < added.size(); ++k) {
-      const AddedToken& a = added[k];
-      if (a.normalized != normalized_pass) continue;
-      const std::string& c = normalized_pass ? normalized_added_[k] : a.content;
-      if (c.empty() || (unsigned char)c[0] != (unsigned char)text[i]) continue;
-      if (best_content != nullptr && c.size() <= best_content->size()) continue;
-      if (text.compare(i, c.size(), c) == 0) { best = &a; best_content = &c; }
+    for (size_t k : by_first_byte_[normalized_pass ? 1 : 0][(unsigned char)text[i]]) {  // longest first
+      const std::string& c = normalized_pass ? normalized_added_[k] : added[k].content;
+      if (text.compare(i, c.size(), c) == 0) { best = &added[k]; best_content = &c; break; }
     }
     if (best == nullptr) { ++i; continue; }
     size_t start = i, stop = i + best_content->size();
@@ -112,14 +134,6 @@ void Tokenizer::split_added(const std::string& text, bool normalized_pass, bool 
 }
 
 bool Tokenizer::encode(std::string_view text_in, bool add_special, std::vector<int32_t>* ids, std::string* err) {
-  if (normalized_added_.size() != added.size()) {  // normalized added tokens match normalized text
-    normalized_added_.clear();
-    for (const auto& a : added) {
-      std::string c = a.content;
-      if (a.normalized) normalize(&c, false);
-      normalized_added_.push_back(c);
-    }
-  }
   ids->clear();
   if (add_special) ids->insert(ids->end(), post_prefix.begin(), post_prefix.end());
   const std::string text = uni::lossy(text_in);  // invalid UTF-8 -> U+FFFD, as Python's errors="replace"
@@ -148,16 +162,19 @@ bool Tokenizer::encode(std::string_view text_in, bool add_special, std::vector<i
 }
 
 const std::string* Tokenizer::token_of(int64_t id, bool* special) const {
-  *special = false;
-  for (const auto& a : added)
-    if (a.id == id) {
-      *special = a.special;
-      return &a.content;
-    }
-  if (id < 0 || (size_t)id >= bpe.id_to_token.size() || bpe.id_to_token[(size_t)id].empty()) return nullptr;
-  const std::string* tok = &bpe.id_to_token[(size_t)id];
-  for (const auto& a : added)  // a vocab token whose string is a special added token is special too
-    if (a.special && a.content == *tok) *special = true;
+  const std::string* tok = nullptr;
+  auto it = added_by_id_.find(id);
+  if (it != added_by_id_.end()) {
+    // a normalized added token reads back as its normalized form (tokenizers' id_to_token does too,
+    // e.g. "▁<s>" under Llama 2's Prepend normalizer)
+    const size_t k = it->second;
+    tok = added[k].normalized ? &normalized_added_[k] : &added[k].content;
+  } else if (id >= 0 && (size_t)id < bpe.id_to_token.size() && !bpe.id_to_token[(size_t)id].empty()) {
+    tok = &bpe.id_to_token[(size_t)id];
+  }
+  // "special" is decided on the token string, as tokenizers' is_special_token: so "▁<s>" above is not
+  // skipped by skip_special, and a vocab token spelled like a special added token is
+  *special = tok != nullptr && special_contents_.count(*tok) > 0;
   return tok;
 }
 

@@ -18,6 +18,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "bpe.h"
@@ -52,6 +54,7 @@ class Tokenizer {
   std::string decode(const int64_t* ids, size_t n, bool skip_special) const;
   int64_t vocab_size() const { return vocab_size_; }
   int32_t token_to_id(std::string_view token) const;  // -1 if absent
+  void finish_load();  // after the fields below are set (tokenizer_load.cpp)
 
   // Loaded configuration (filled by tokenizer_load.cpp).
   Bpe bpe;
@@ -68,7 +71,10 @@ class Tokenizer {
   void split_added(const std::string& text, bool normalized_pass, bool first,
                    std::vector<std::pair<std::string, int32_t>>* out, std::vector<bool>* firsts) const;
   const std::string* token_of(int64_t id, bool* special) const;
-  std::vector<std::string> normalized_added_;  // added[i].content after the normalizer (normalized ones)
+  std::vector<std::string> normalized_added_;
+  std::unordered_map<int64_t, size_t> added_by_id_;      // id -> index in added
+  std::unordered_set<std::string> special_contents_;     // contents of special added tokens
+  std::vector<size_t> by_first_byte_[2][256];            // [normalized pass][first byte] -> added indices  // added[i].content after the normalizer (normalized ones)
 };
 
 }  // namespace edgeslm::tok

@@ -264,6 +264,7 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& path, std::string*
     *err = path + ": " + e.what + " by the edgeslm C++ tokenizer";
     return nullptr;
   }
+  t->finish_load();
   // vocab size as tokenizers' get_vocab_size(with_added_tokens=True): distinct token strings
   size_t extra = 0;
   for (size_t i = 0; i < t->added.size(); ++i) {
