@@ -9,20 +9,24 @@ Steps of estimate(shape, backend, recipe, target, prefill):
   3. KV cache: layers x 2 x kv_heads x head_dim x context x dtype bytes
   4. activations: ExecuTorch plans one static arena for a full-context prefill; TVM allocates for the
      prompt it is given (the `prefill` tokens fit measures with)
-  5. runtime: the runner process itself (code, libraries, allocator) as measured for an empty-ish model
+  5. tokenizer: the native runner parses tokenizer.json when it opens the bundle (C++ tokenizer)
+  6. runtime: the runner process itself (code, libraries, allocator) as measured for an empty-ish model
 The total is what a device's headline memory figure should read: peak RSS (local, ssh). Under qemu-user the
 farm sees only the guest heap, so `heap_bytes` is the part of the estimate that lives on the heap; on a
 microcontroller the figure is the firmware's static RAM (compilers/micro/budget.py computes it exactly).
 
-CALIBRATION (x86_64 host, edgeslm-runner, Nov 2026; tiny llama 0.1 M params and a 3.3 M param llama,
-context 256): ExecuTorch runner RSS with a 0.5 MB model 15.5 MB (13.6 MB runner + libraries, ~0.9 MB of it
-heap); XNNPACK packed linears on the heap: ~0.5x the fp32 bytes (the delegate segment is released after
-packing), ~1.25x the int8 bytes, ~1.9x the int4 bytes; TVM: RSS grows by ~4.0x the constants in model.so
-(the .so mapping plus the VM's heap copies), ~1.65x of them on the heap; TVM int8 bundles hold their linear
-weights as float32 (the fold-constants phase dequantizes them: model.so of the int8 recipe is the size of
-fp32 minus the int8 embedding). Activations of the ExecuTorch arena: context x 4 B x (0.83 hidden +
-2 intermediate + 0.67 heads x context). The estimate's error against the measurement is reported per
-candidate by `edgeslm fit`, so these numbers are checked on every run.
+CALIBRATION (x86_64 host, edgeslm-runner as of 25 Nov 2026 22:00 UTC; tiny llamas of 0.1 M, 1.1 M and
+3.3 M parameters, contexts 64 and 256; the runner moves as the runtime grows, so recalibrate when the
+errors fit reports drift): the ExecuTorch runner with a 0.5 MB model and no tokenizer takes ~13.0 MB RSS,
+TVM's ~10.0 MB. XNNPACK repacks linear weights at load and releases the delegate's mmap'd segment: resident
+= stored + f x linear bytes with f = -0.17 (fp32: the packed copy replaces the file pages), 0.25 (int8),
+0.28 (int4). TVM: RSS grows by ~4.0x the constants in model.so (the .so mapping plus the VM's heap copies),
+~1.65x of them on the heap; TVM int8 bundles hold their linear weights as float32 (the fold-constants phase
+dequantizes them: model.so of the int8 recipe is the size of fp32 minus the int8 embedding). The runner's
+C++ tokenizer costs ~6x the size of tokenizer.json (measured 4.7x-11x: 13.7 KB -> +0.15 MB, 0.7 MB ->
++3.3 MB, 1.5 MB -> +10.7 MB), ~1.1x of it on the heap. Activations of the ExecuTorch arena: context x 4 B
+x (0.83 hidden + 2 intermediate + 0.67 heads x context). The estimate's error against the measurement is
+reported per candidate by `edgeslm fit`, so these numbers are checked on every run.
 """
 from __future__ import annotations
 
@@ -31,9 +35,10 @@ from dataclasses import asdict, dataclass, field
 from edgeslm.fit.shape import ModelShape
 
 MB = 1024 * 1024
-RUNTIME_BYTES = {"executorch": int(13.6 * MB), "tvm": int(10.6 * MB)}
+RUNTIME_BYTES = {"executorch": int(13.0 * MB), "tvm": int(10.0 * MB)}
 RUNTIME_HEAP_BYTES = {"executorch": int(0.9 * MB), "tvm": int(3.7 * MB)}
-XNNPACK_PACK_FACTOR = {None: 0.5, 8: 1.25, 4: 1.9}      # linear weight bits -> packed heap / stored bytes
+XNNPACK_PACK_FACTOR = {None: -0.17, 8: 0.25, 4: 0.28}  # linear weight bits -> (resident - stored) / linear bytes
+TOKENIZER_FACTOR, TOKENIZER_HEAP_FACTOR = 6.0, 1.1       # runner memory per byte of tokenizer.json
 TVM_RESIDENT_FACTOR, TVM_HEAP_FACTOR = 4.0, 1.65
 
 
@@ -96,8 +101,9 @@ def _executorch(shape, recipe, target, prefill) -> Estimate:
     kv = shape.kv_cache_bytes(4)
     act = _arena_activations(shape, shape.max_seq_len, 4)          # static plan for a full-context prefill
     parts = dict(weights_resident=stored + packed, kv_cache=kv, activations=act,
-                 runtime=RUNTIME_BYTES["executorch"])
-    heap = packed + kv + act + RUNTIME_HEAP_BYTES["executorch"]
+                 tokenizer=int(TOKENIZER_FACTOR * shape.tokenizer_bytes), runtime=RUNTIME_BYTES["executorch"])
+    heap = (max(packed, 0) + kv + act + RUNTIME_HEAP_BYTES["executorch"]
+            + int(TOKENIZER_HEAP_FACTOR * shape.tokenizer_bytes))
     return Estimate(sum(parts.values()), heap, stored, parts,
                     ["ExecuTorch keeps lm_head apart from the embedding (quantized recipes untie them)"])
 
@@ -113,8 +119,10 @@ def _tvm(shape, recipe, target, prefill) -> Estimate:
     c = shape.config
     act = int(prefill * 4 * (3 * c.hidden_size + 2 * c.intermediate_size + c.num_heads * prefill))
     resident = int(TVM_RESIDENT_FACTOR * stored)
-    parts = dict(weights_resident=resident, kv_cache=kv, activations=act, runtime=RUNTIME_BYTES["tvm"])
-    heap = int(TVM_HEAP_FACTOR * stored) + kv + act + RUNTIME_HEAP_BYTES["tvm"]
+    parts = dict(weights_resident=resident, kv_cache=kv, activations=act,
+                 tokenizer=int(TOKENIZER_FACTOR * shape.tokenizer_bytes), runtime=RUNTIME_BYTES["tvm"])
+    heap = (int(TVM_HEAP_FACTOR * stored) + kv + act + RUNTIME_HEAP_BYTES["tvm"]
+            + int(TOKENIZER_HEAP_FACTOR * shape.tokenizer_bytes))
     notes = ["TVM int8: linear weights stored as float32 (constant folding dequantizes them)"] if int8 else []
     return Estimate(sum(parts.values()), heap, stored, parts, notes)
 

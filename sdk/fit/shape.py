@@ -30,6 +30,7 @@ class ModelShape:
     tensors: list[Tensor] = field(default_factory=list)
     root: Path | None = None            # the resolved checkpoint directory
     weight_files: list[Path] = field(default_factory=list)
+    tokenizer_bytes: int = 0            # tokenizer.json: the native runner parses it when it opens a bundle
 
     def numel(self, role: str) -> int:
         return sum(t.numel for t in self.tensors if t.role == role)
@@ -76,7 +77,9 @@ def read_shape(checkpoint: str | Path, context: int | None = None, progress: boo
                            path=root / "config.json", fix=f"pass --context <= {config.max_position_embeddings}")
     with torch.device("meta"):
         model = Decoder(config, max_seq_len)
-    shape = ModelShape(config=config, max_seq_len=max_seq_len, tied=bool(tied), root=root, weight_files=files)
+    tok = root / "tokenizer.json"
+    shape = ModelShape(config=config, max_seq_len=max_seq_len, tied=bool(tied), root=root, weight_files=files,
+                       tokenizer_bytes=tok.stat().st_size if tok.is_file() else 0)
     for name, p in model.named_parameters(remove_duplicate=False):
         if name == "lm_head.weight":
             role = "lm_head"
