@@ -7,4 +7,7 @@ def __getattr__(name: str):
     if name == "export":
         from edgeslm.api import export
         return export
+    if name == "fit":           # edgeslm.fit(...): the package edgeslm.fit is callable (= edgeslm.fit.fit)
+        import importlib
+        return importlib.import_module("edgeslm.fit")
     raise AttributeError(f"module 'edgeslm' has no attribute '{name}'")

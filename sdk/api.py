@@ -246,6 +246,14 @@ def profile(bundle_path: str | Path, devices: list | None = None, **options) -> 
     return _profile(bundle_path, devices or ["local"], **options)
 
 
+def fit(checkpoint: str | Path, *, target: str, out: str | Path, max_memory, **options) -> dict:
+    """The best bundle within a device budget (edgeslm.fit.search): backend x recipe candidates, memory
+    estimated before export, the rest exported and measured on a device of the target. Options as
+    `edgeslm.fit.fit`: min_decode_tps, max_quality_loss, context, device, farm, backends, recipes, work, ..."""
+    from edgeslm.fit import fit as _fit
+    return _fit(checkpoint, target=target, out=out, max_memory=max_memory, **options)
+
+
 def build_runner(target: str = "host", *, force: bool = False, progress: bool = True) -> Path:
     """Build (or reuse from the cache) the native runner + libraries for a target; returns the folder."""
     from edgeslm.native import build_runner as _build

@@ -22,6 +22,7 @@ VERBS = {
     "profile": ("profile", "measure a bundle on devices (local, qemu-aarch64) with the native runner"),
     "report": ("report", "render a farm run from the results store (html with plots, md, json, csv)"),
     "compare": ("compare", "compare two farm runs: regressions beyond the measured noise"),
+    "fit": ("fit", "the best bundle within a device budget: backend x recipe searched, measured on a device"),
     "build-runner": ("build_runner", "build (or reuse) the native runner folder for a target"),
     "package": ("package", "write an app-side package (--ios DIR: Swift package) with the bundle as a resource"),
     "tokenize": ("tokenize", "print the token ids of a text (Python tokenizer, or the C++ one with --native)"),
