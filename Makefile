@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 CACHE  := $(CURDIR)/.cache
 export EDGESLM_CACHE := $(CACHE)/edgeslm
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo test test-fast bench bench-peers clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,16 @@ test-fast: setup
 
 bench: setup
 	$(PY) benchmarks/export_bench.py --tiny
+
+# Side-by-side run against peers (not part of `make test`): the `bench` extra (onnxruntime, onnx, onnxscript)
+# and llama-cpp-python built from source once (~5-8 min on 2 cores; GGML_NATIVE off: the native build picks up
+# instructions that crashed here). PEERS_ARGS=--quick for the tiny smoke run.
+LLAMA_CPP_CMAKE := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF \
+	-DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF
+bench-peers: setup
+	$(PY) -m pip install -q -e '.[bench]'
+	@$(PY) -c "import llama_cpp" 2>/dev/null || CMAKE_ARGS="$(LLAMA_CPP_CMAKE)" nice -n 10 $(PY) -m pip install -q llama-cpp-python==0.3.36
+	$(PY) benchmarks/peers.py $(PEERS_ARGS)
 
 clean:
 	rm -rf $(VENV) $(CACHE) build dist *.egg-info
