@@ -26,7 +26,8 @@ import sysconfig
 from pathlib import Path
 
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<s>", "</s>", "<unk>", "<|begin_of_text|>",
-            "<|eot_id|>", "<|bos|>", "<|eos|>", "<|pad|>", "wörld tok"]
+            "<|eot_id|>", "<|bos|>", "<|eos|>", "<|pad|>", "wörld tok", "wordy", "awordy", "wordy1", " wordy ",
+            "  lstripped", "\t lstripped", "rstripped  \n", "rstripped"]
 STDLIB_FILES = ["textwrap.py", "json/decoder.py", "json/encoder.py", "argparse.py", "difflib.py", "shlex.py",
                 "string.py", "fractions.py", "heapq.py", "bisect.py", "colorsys.py", "calendar.py"]
 DOC_MODULES = ["os", "re", "json", "textwrap", "argparse", "collections", "itertools", "functools", "pathlib",

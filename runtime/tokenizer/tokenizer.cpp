@@ -124,10 +124,11 @@ void Tokenizer::split_added(const std::string& text, bool normalized_pass, bool 
         if (!uni::is_whitespace(uni::decode_one(text, stop, &len))) break;
         stop += len;
       }
-      i = stop;
+      // the search goes on from the match's own end (aho-corasick find_iter), not past the stripped
+      // spaces: a following lstrip token can start inside them (its start is clipped to start_offset)
     }
     if (start_offset < start) push(start_offset, start, -1);
-    push(start, stop, best->id);
+    push(std::max(start, start_offset), std::max(stop, start_offset), best->id);
     start_offset = stop;
   }
   if (start_offset < text.size()) push(start_offset, text.size(), -1);
