@@ -1,5 +1,5 @@
 """edgeslm package BUNDLE --ios DIR: a ready app-side package with the bundle as a resource.
-One flag per platform in edgeslm.package.PLATFORMS (android joins with its own module)."""
+One flag per platform in edgeslm.package.PLATFORMS (ios, android)."""
 from __future__ import annotations
 
 from edgeslm.cli.common import add_output_flags, human_bytes, print_json, print_table
@@ -30,6 +30,7 @@ def run(args) -> int:
             ("resource", f"{report['resource']} ({report['files_verified']} files verified, "
                          f"{human_bytes(report['bundle_bytes'])})"),
             ("engine", report["engine"]),
+            *([("note", report["note"])] if report.get("note") else []),
             *[(k, " ".join(v)) for k, v in report["commands"].items()],
         ])
     return 0
