@@ -146,6 +146,9 @@ def test_kotlin_generates_the_tokens_of_edgeslm_run(host, bundles, capsys, chat)
     assert got["tokens"] == expected["tokens"], (got, expected)
     assert got["stats"]["prompt_tokens"] == len(expected["prompt_tokens"])
     assert got["text"] == "".join(got["pieces"]) == expected["text"]
+    assert got["decoded"] == expected["text"]                                # encode/decode on their own
+    if not chat:
+        assert got["encoded"] == expected["prompt_tokens"]
 
 
 def test_stop_from_another_thread_ends_the_generation(host, bundles, capsys):

@@ -90,10 +90,13 @@ fun main(args: Array<String>) {
             val rec = Recorder()
             val callerThread = Thread.currentThread().name
             val r = start(model, a.drop(3), GenerationConfig(maxNewTokens = a[2].toInt()), rec).get()
+            // the bundle tokenizer on its own: the prompt's ids and the generated text again
+            val tokenizer = if (a[3] == "--text") ", \"encoded\": ${ids(model.encode(a[4]))}, " +
+                "\"decoded\": ${jsonString(model.decode(r.tokens))}" else ""
             model.close()
             resultJson(r, rec).dropLast(1) + ", \"caller\": ${jsonString(callerThread)}, " +
                 "\"runtime\": ${jsonString(EdgeSlmModel.runtimeVersion())}, \"vocab\": ${model.vocabSize}, " +
-                "\"max_seq_len\": ${model.maxSeqLen}, \"eos_ids\": ${ids(model.eosIds)}}"
+                "\"max_seq_len\": ${model.maxSeqLen}, \"eos_ids\": ${ids(model.eosIds)}$tokenizer}"
         }
         "stop" -> {
             val model = EdgeSlmModel.open(a[1])

@@ -100,6 +100,19 @@ jbyteArray to_bytes(JNIEnv* env, const char* data, size_t len) {
   return out;
 }
 
+jlongArray to_long_array(JNIEnv* env, const std::vector<int64_t>& v) {
+  jlongArray out = env->NewLongArray(static_cast<jsize>(v.size()));
+  if (out != nullptr && !v.empty())
+    env->SetLongArrayRegion(out, 0, static_cast<jsize>(v.size()), reinterpret_cast<const jlong*>(v.data()));
+  return out;
+}
+
+std::vector<int64_t> from_long_array(JNIEnv* env, jlongArray a) {
+  std::vector<int64_t> v(static_cast<size_t>(env->GetArrayLength(a)));
+  env->GetLongArrayRegion(a, 0, static_cast<jsize>(v.size()), reinterpret_cast<jlong*>(v.data()));
+  return v;
+}
+
 /* A JNIEnv for the current thread: the caller's when the runtime calls back on it (today's runtime does:
    callbacks run inside edgeslm_generate), else attached for the duration of one callback. */
 class ThreadEnv {
@@ -207,10 +220,7 @@ jlongArray native_eos_ids(JNIEnv* env, jclass, jlong handle) {
   if (m == nullptr) return nullptr;
   std::vector<int64_t> ids(edgeslm_eos_ids(m, nullptr, 0));
   if (!ids.empty()) edgeslm_eos_ids(m, ids.data(), ids.size());
-  jlongArray out = env->NewLongArray(static_cast<jsize>(ids.size()));
-  if (out != nullptr && !ids.empty())
-    env->SetLongArrayRegion(out, 0, static_cast<jsize>(ids.size()), reinterpret_cast<const jlong*>(ids.data()));
-  return out;
+  return to_long_array(env, ids);
 }
 
 jdoubleArray native_stats(JNIEnv* env, jclass, jlong handle) {
@@ -241,9 +251,7 @@ void native_generate_ids(JNIEnv* env, jclass, jlong handle, jlongArray prompt, j
                          jfloat temperature, jfloat top_p, jlong seed, jboolean stop_at_eos, jobject sink) {
   edgeslm_model* m = model_of(env, handle);
   if (m == nullptr) return;
-  jsize n = env->GetArrayLength(prompt);
-  std::vector<int64_t> ids(static_cast<size_t>(n));
-  env->GetLongArrayRegion(prompt, 0, n, reinterpret_cast<jlong*>(ids.data()));
+  std::vector<int64_t> ids = from_long_array(env, prompt);
   edgeslm_gen_config cfg = make_config(max_new_tokens, temperature, top_p, seed, stop_at_eos);
   if (!check(env, m, edgeslm_reset(m))) return;   // a fresh sequence, like generate_text
   Sink s(env, sink);
@@ -265,7 +273,10 @@ void native_generate_text(JNIEnv* env, jclass, jlong handle, jbyteArray prompt, 
   check(env, m, st);
 }
 
-edgeslm_tokenizer* tokenizer_of(JNIEnv* env, edgeslm_model* m) {
+/* The bundle's tokenizer of a handle, or nullptr with an EdgeSlmException pending. */
+edgeslm_tokenizer* tokenizer_of(JNIEnv* env, jlong handle) {
+  edgeslm_model* m = model_of(env, handle);
+  if (m == nullptr) return nullptr;
   edgeslm_tokenizer* tok = edgeslm_get_tokenizer(m);
   if (tok == nullptr) {
     std::string msg = std::string("bundle has no usable tokenizer: ") + edgeslm_last_error(m);
@@ -275,12 +286,10 @@ edgeslm_tokenizer* tokenizer_of(JNIEnv* env, edgeslm_model* m) {
 }
 
 jlongArray native_encode(JNIEnv* env, jclass, jlong handle, jbyteArray text, jboolean add_special) {
-  edgeslm_model* m = model_of(env, handle);
-  if (m == nullptr) return nullptr;
-  edgeslm_tokenizer* tok = tokenizer_of(env, m);
+  edgeslm_tokenizer* tok = tokenizer_of(env, handle);
   if (tok == nullptr) return nullptr;
   std::string s = bytes_to_string(env, text);
-  size_t count = 0;
+  size_t count = 0;  // first call sizes the buffer
   edgeslm_status st = edgeslm_tokenizer_encode(tok, s.data(), s.size(), add_special ? 1 : 0, nullptr, 0, &count);
   std::vector<int64_t> ids(count);
   if (st == EDGESLM_OK && count > 0)
@@ -289,21 +298,14 @@ jlongArray native_encode(JNIEnv* env, jclass, jlong handle, jbyteArray text, jbo
     throw_edgeslm(env, edgeslm_tokenizer_last_error(tok), st);
     return nullptr;
   }
-  jlongArray out = env->NewLongArray(static_cast<jsize>(ids.size()));
-  if (out != nullptr && !ids.empty())
-    env->SetLongArrayRegion(out, 0, static_cast<jsize>(ids.size()), reinterpret_cast<const jlong*>(ids.data()));
-  return out;
+  return to_long_array(env, ids);
 }
 
 jbyteArray native_decode(JNIEnv* env, jclass, jlong handle, jlongArray ids, jboolean skip_special) {
-  edgeslm_model* m = model_of(env, handle);
-  if (m == nullptr) return nullptr;
-  edgeslm_tokenizer* tok = tokenizer_of(env, m);
+  edgeslm_tokenizer* tok = tokenizer_of(env, handle);
   if (tok == nullptr) return nullptr;
-  jsize n = env->GetArrayLength(ids);
-  std::vector<int64_t> v(static_cast<size_t>(n));
-  env->GetLongArrayRegion(ids, 0, n, reinterpret_cast<jlong*>(v.data()));
-  size_t size = 0;
+  std::vector<int64_t> v = from_long_array(env, ids);
+  size_t size = 0;  // first call sizes the buffer
   edgeslm_status st = edgeslm_tokenizer_decode(tok, v.data(), v.size(), skip_special ? 1 : 0, nullptr, 0, &size);
   std::string text(size + 1, '\0');
   if (st == EDGESLM_OK)
