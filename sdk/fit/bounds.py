@@ -175,6 +175,9 @@ def nothing_fits_message(rows: list[dict], bounds: Bounds) -> tuple[str, str]:
         return (f"no candidate meets the bounds ({tried} tried): {reasons}",
                 "see the table; fix the failures above or try other --backends/--recipes")
     _, row, missed = min(scored, key=lambda s: s[0])
+    fixes = {"max_memory": "raise --max-memory, use a shorter --context (smaller KV cache) or a smaller model",
+             "min_decode_tps": "lower --min-decode-tps, or try more --threads or a smaller model",
+             "max_quality_loss": "raise --max-quality-loss, or allow a higher-precision recipe (--recipes)"}
     return (f"no candidate meets the bounds ({tried} tried); closest: {row['candidate']}: "
             + "; ".join(x["text"] for x in missed),
-            "relax that bound, use a shorter --context (smaller KV cache), or a smaller model")
+            "; ".join(dict.fromkeys(fixes[x["bound"]] for x in missed)))
