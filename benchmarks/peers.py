@@ -20,7 +20,7 @@ table (ratios vs llama.cpp at matched bits; fraction of the bandwidth bound) + J
   python benchmarks/peers.py [--quick] [--peers eager,onnxruntime,llamacpp,etllama,edgeslm-executorch,edgeslm-tvm]
                              [--bits fp32,int8,int4,q4_1] [--prompt-lens 16,128,512] [--new-tokens 64]
                              [--reps 3] [--warmup 1] [--threads 2] [--allow-stale]
-                             [--bundle executorch:fp32=DIR ...]
+                             [--bundle executorch:fp32=DIR ...] [--cached-only] [--append]
 """
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def prompts(ckpt: Path, lengths: list[int]) -> dict[str, list[int]]:
 
 
 def build(peer: str, bits: str, ckpt: Path, model: str, ctx: int, threads: int, allow_stale: bool = False,
-          bundles: dict | None = None) -> dict:
+          bundles: dict | None = None, cached_only: bool = False) -> dict:
     """-> {"kind", "path", "file_bytes", "export_s", "note"}; raises on failure (the row records why).
     bundles: {"executorch:int8": folder} -- edgeslm bundles given by hand (--bundle), used as they are."""
     if peer == "eager":
@@ -104,7 +104,7 @@ def build(peer: str, bits: str, ckpt: Path, model: str, ctx: int, threads: int, 
                 "export_s": e["export_s"], "note": note, "gguf_types": e["types"]}
     if peer == "etllama":
         from peers_etllama import etllama_pte
-        pte, secs = etllama_pte(ckpt, model, ETLLAMA_QMODE[bits], ctx)
+        pte, secs = etllama_pte(ckpt, model, ETLLAMA_QMODE[bits], ctx, cached_only)
         return {"kind": "etllama", "path": str(pte), "file_bytes": pte.stat().st_size, "export_s": secs,
                 "note": f"{ETLLAMA_QMODE[bits]} + int8 embedding, custom SDPA/KV ops, TextLLMRunner"}
     if peer.startswith("edgeslm-"):
@@ -115,7 +115,8 @@ def build(peer: str, bits: str, ckpt: Path, model: str, ctx: int, threads: int, 
         if given:
             bundle, secs = Path(given), None
         else:
-            bundle, secs = edgeslm_bundle(ckpt, model, backend, bits, ctx, allow_stale=allow_stale)
+            bundle, secs = edgeslm_bundle(ckpt, model, backend, bits, ctx, allow_stale=allow_stale,
+                                          cached_only=cached_only)
         b = load_bundle(bundle)
         stale = bundle != bundle_dir(model, backend, bits, ctx)
         if given:
@@ -206,6 +207,10 @@ def main() -> int:
                         help="reuse the newest edgeslm bundle even if compiler/model/quant sources changed since")
     parser.add_argument("--bundle", action="append", default=[], metavar="BACKEND:BITS=DIR",
                         help="use this edgeslm bundle for (backend, bits) as it is, e.g. executorch:fp32=.cache/x")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="never export ExecuTorch-llama / edgeslm artifacts here: missing ones become rows")
+    parser.add_argument("--append", action="store_true",
+                        help="merge into the existing results file (rows of the peers not re-run are kept)")
     parser.add_argument("--out", default=None, help="results stem (default benchmarks/results/peers[-quick])")
     args = parser.parse_args()
     args.prompt_lens = args.prompt_lens or ("8,32" if args.quick else "16,128,512")
@@ -236,7 +241,7 @@ def main() -> int:
             row = {"peer": peer, "bits": bits, "status": "ok", "load_before": os.getloadavg()}
             try:
                 art = build(peer, bits, ckpt, model, ctx, args.threads, args.allow_stale,
-                            dict(b.split("=", 1) for b in args.bundle))
+                            dict(b.split("=", 1) for b in args.bundle), args.cached_only)
                 row.update({k: v for k, v in art.items() if k != "kind"})
             except Exception as err:   # a peer that cannot be built is a row with the reason, not a crash
                 row.update(status="not built", reason=f"{type(err).__name__}: {err}"[:400])

@@ -52,7 +52,7 @@ def _loads(path: Path) -> bool:
 
 
 def edgeslm_bundle(ckpt: Path, model: str, backend: str, quant: str, max_seq_len: int,
-                   allow_stale: bool = False) -> tuple[Path, float | None]:
+                   allow_stale: bool = False, cached_only: bool = False) -> tuple[Path, float | None]:
     """(bundle folder, export seconds or None when reused). Export time is also in the manifest.
     allow_stale: when the sources changed since the newest bundle for (model, backend, quant, ctx) was made,
     reuse it anyway (the folder name carries the digest it was built from; peers.py says so in the table)."""
@@ -68,6 +68,8 @@ def edgeslm_bundle(ckpt: Path, model: str, backend: str, quant: str, max_seq_len
                 print(f"[peers] reusing {cand.name} (built from other sources than the tree's "
                       f"{out.name.rsplit('-', 1)[1]})", file=sys.stderr, flush=True)
                 return cand, None
+    if cached_only:
+        raise RuntimeError(f"not exported yet ({out.name}; --cached-only)")
     print(f"[peers] exporting {out.name} (edgeslm {backend} {quant}) ...", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     api.export(ckpt, out=out, backend=backend, target="host", quant=quant, max_seq_len=max_seq_len,

@@ -61,14 +61,17 @@ def hf_to_meta(ckpt: Path) -> tuple[dict, dict]:
     return out, params
 
 
-def etllama_pte(ckpt: Path, model: str, qmode: str, max_seq_len: int) -> tuple[Path, float | None]:
-    """(.pte path, export seconds or None when cached). qmode: 8da4w | 8da8w | fp32."""
+def etllama_pte(ckpt: Path, model: str, qmode: str, max_seq_len: int,
+                cached_only: bool = False) -> tuple[Path, float | None]:
+    """(.pte path, export seconds of the cached export). qmode: 8da4w | 8da8w | fp32."""
     import executorch
     version = getattr(executorch, "__version__", None) or _dist_version("executorch")
     out = CACHE / f"{model}-etllama-{qmode}-{max_seq_len}-et{version}-{ckpt_key(ckpt)}"
     pte = out / "model.pte"
     if pte.is_file():
         return pte, json.loads((out / "export.json").read_text())["export_s"]
+    if cached_only:
+        raise RuntimeError(f"not exported yet ({out.name}; --cached-only)")
     import torch
     from executorch.examples.models.llama.export_llama_lib import export_llama
     from executorch.extension.llm.export.config.llm_config import LlmConfig, ModelType

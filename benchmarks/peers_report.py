@@ -118,7 +118,7 @@ def markdown(summary: list[dict], meta: dict) -> str:
              f"(all runs: {', '.join(f'{b:.1f}' for b in meta['bandwidth_all_gbps'])}). "
              "Ratios are against llama.cpp at matched bits (> 1: faster than llama.cpp). "
              "`bound` = bandwidth / weight bytes read per token; `agree` = leading greedy tokens equal to eager fp32.", "",
-             "| peer | bits | prompt | decode tok/s | vs llama.cpp | TTFT ms | vs llama.cpp | of bound | agree | "
+             "| peer | bits | prompt | decode tok/s | x llama.cpp | TTFT ms | x llama.cpp | of bound | agree | "
              "file MB | export s | peak RSS MB |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s in summary:
@@ -128,8 +128,8 @@ def markdown(summary: list[dict], meta: dict) -> str:
         frac = f"{s['frac_bound']:.0%}" + (" (fits L3)" if s["fits_l3"] else "")
         agree = f"{s['agree']}/{s['new']}" if s["agree"] is not None else "—"
         lines.append(f"| {s['peer']} | {s['bits']} | {s['len']} | {s['decode_mean']:.1f} ± {s['decode_std']:.1f} | "
-                     f"{_f(s['decode_vs_llamacpp'], '.2f')}x | {s['ttft_mean']:.1f} ± {s['ttft_std']:.1f} | "
-                     f"{_f(s['ttft_vs_llamacpp'], '.2f')}x | {frac} | {agree} | {s['file_mb']:.1f} | "
+                     f"{_f(s['decode_vs_llamacpp'], '.2f')} | {s['ttft_mean']:.1f} ± {s['ttft_std']:.1f} | "
+                     f"{_f(s['ttft_vs_llamacpp'], '.2f')} | {frac} | {agree} | {s['file_mb']:.1f} | "
                      f"{_f(s['export_s'], '.0f')} | {s['rss_mb']:.0f} |")
     lines += ["", "Notes per peer:"]
     for note in meta["notes"]:
@@ -148,6 +148,15 @@ def _commit() -> str | None:
 def finish(rows, *, ckpt, model, ids, args, ctx, bandwidth, stem: Path) -> None:
     import os
     from edgeslm.fsutil import write_text_atomic
+    if getattr(args, "append", False) and stem.with_suffix(".json").is_file():
+        # merge with an earlier run of the same settings: its rows for (peer, bits) not re-measured now stay
+        old = json.loads(stem.with_suffix(".json").read_text())
+        done = {(r["peer"], r["bits"]) for r in rows}
+        order = {p: i for i, p in enumerate(["eager", "onnxruntime", "llamacpp", "etllama",
+                                             "edgeslm-executorch", "edgeslm-tvm"])}
+        rows = sorted([r for r in old["rows"] if (r["peer"], r["bits"]) not in done] + rows,
+                      key=lambda r: (order.get(r["peer"], 99), ["fp32", "int8", "int4", "q4_1"].index(r["bits"])))
+        bandwidth = old.get("bandwidth", []) + bandwidth
     bw_best = max(b["gbps"] for b in bandwidth)
     summary = summarize(rows, ckpt, bw_best)
     notes = sorted({f"{r['peer']} {r['bits']}: {r['note']}" for r in rows if r.get("note")})

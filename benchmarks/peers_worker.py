@@ -116,12 +116,18 @@ def etllama(job):
 
         def on_token(piece):
             pieces.append(piece)
-        runner.generate(text, cfg, token_callback=on_token, stats_callback=stats.append)
+        try:
+            runner.generate(text, cfg, token_callback=on_token, stats_callback=stats.append)
+        except UnicodeDecodeError:   # the binding decodes each piece as UTF-8: a lone byte token raises
+            stats, pieces = [], None
+            runner.reset()
+            runner.generate(text, cfg, stats_callback=stats.append)
         s = stats[-1]
-        ttft = s.first_token_ms - s.token_encode_end_ms
+        start = s.token_encode_end_ms if s.token_encode_end_ms > 0 else s.inference_start_ms   # 0: not recorded
+        ttft = s.first_token_ms - start
         gen = s.num_generated_tokens
         rate = (gen - 1) / ((s.inference_end_ms - s.first_token_ms) / 1e3) if gen > 1 else float("nan")
-        return ttft, rate, {"text": "".join(pieces), "prompt_tokens": s.num_prompt_tokens, "generated": gen}
+        return ttft, rate, {"text": "".join(pieces) if pieces is not None else None, "prompt_tokens": s.num_prompt_tokens, "generated": gen}
     return None, None, one
 
 
