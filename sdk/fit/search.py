@@ -180,8 +180,8 @@ def fit(checkpoint, *, target: str, out, max_memory, min_decode_tps: float | Non
             step(f"{cand.name}: export")
             try:
                 bundle = _export(row, cand, tgt, shape, work_dir / cand.name.replace("/", "-"), weights_sha)
-            except EdgeSLMError as err:
-                row.update(status="failed", reasons=[f"export: {err}"])
+            except Exception as err:     # one candidate failing (a backend bug, a refused op) ends only its row
+                row.update(status="failed", reasons=[f"export: {_one_line(err)}"])
                 continue
             row["artifact_bytes"] = bundle.manifest["memory"]["artifact_bytes"]
             row["kl"] = B.kl_of(bundle.manifest)
@@ -191,8 +191,8 @@ def fit(checkpoint, *, target: str, out, max_memory, min_decode_tps: float | Non
                 continue
             try:
                 row["measured"] = _measure(row, bundle, dev, tgt, settings, est)
-            except EdgeSLMError as err:
-                row.update(status="failed", reasons=[f"measure: {err}"])
+            except Exception as err:
+                row.update(status="failed", reasons=[f"measure: {_one_line(err)}"])
                 continue
             B.judge(row, bounds)
     passing = [r for r in rows if r["status"] == "pass"]
@@ -208,6 +208,11 @@ def fit(checkpoint, *, target: str, out, max_memory, min_decode_tps: float | Non
     report["out"] = str(out.resolve())
     _write_out(out, Path(best["export"]["path"]), report, force)
     return report
+
+
+def _one_line(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return (text[0] if text else "") if isinstance(err, EdgeSLMError) else f"{type(err).__name__}: {text[0] if text else ''}"
 
 
 def _write_out(out: Path, bundle_dir: Path, report: dict, force: bool) -> None:
