@@ -97,6 +97,20 @@ def test_package_android_writes_gradle_project_with_bundle_and_runtime(bundle, r
     assert "stand-in" in text and "./gradlew :sample:installDebug" in text
 
 
+def test_package_android_into_an_app_module_writes_assets_only(bundle, tmp_path, capsys):
+    module = tmp_path / "MyApp" / "app"
+    (module / "src/main").mkdir(parents=True)
+    (module / "src/main/AndroidManifest.xml").write_text("<manifest/>\n")
+    (module / "build.gradle.kts").write_text("plugins { id(\"com.android.application\") }\n")
+    assert main(["package", str(bundle), "--android", str(module), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["mode"] == "module" and report["runtime"] is None
+    assert report["resource"] == "src/main/assets/edgeslm/tiny-chat" and "edgeslm-android" in report["note"]
+    load_bundle(module / report["resource"])                                # copied and re-verified
+    assert sorted(str(p.relative_to(module)) for p in module.rglob("*") if p.is_file() and "assets" not in p.parts) == \
+        ["build.gradle.kts", "src/main/AndroidManifest.xml"]                   # nothing else written
+
+
 def _edited(bundle: Path, tmp_path: Path, **changes) -> Path:
     other = tmp_path / "edited"
     shutil.rmtree(other, ignore_errors=True)
@@ -136,7 +150,7 @@ def test_package_android_refuses_bad_input(bundle, runtime, tmp_path):
     # an existing folder that is not an edgeslm Android project is left alone
     (out / "app").mkdir(parents=True)
     (out / "settings.gradle.kts").write_text('include(":app")\n')
-    with pytest.raises(EdgeSLMError, match="DIR exists and is not an edgeslm Android project.*--force"):
+    with pytest.raises(EdgeSLMError, match="DIR exists and is neither an edgeslm Android project .* nor an Android module.*--force"):
         package_android(bundle, out, runtime=runtime)
     assert sorted(p.name for p in out.iterdir()) == ["app", "settings.gradle.kts"]
     # an incomplete runtime folder: one line, nothing written

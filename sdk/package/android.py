@@ -4,7 +4,8 @@ an asset of the library module and the native runtime for arm64-v8a.
 Steps: load the bundle (every sha256 verified) -> refuse what the Android library cannot run (not arm64,
 not a decoder of a libedgeslm backend) -> build (or reuse) the runtime with sdk/native/build.py for
 android-arm64 -> DIR new: stage a copy of the template; DIR an edgeslm Android project: stage only the
-parts we own; DIR anything else: refuse -> into the stage: the bundle in
+parts we own; DIR an Android app module of the user's: the bundle into its src/main/assets/edgeslm/<name>/
+only; DIR anything else: refuse -> into the stage: the bundle in
 edgeslm-android/src/main/assets/edgeslm/<name>/ (hashes re-verified), libedgeslm.so + ExecuTorch libs in
 src/main/jniLibs/arm64-v8a/, edgeslm.h in src/main/cpp/include/, runtime/ sources in src/main/cpp/runtime/
 (the NDK build of the runtime), INTEGRATION.md and edgeslm-package.json -> rename into place.
@@ -57,6 +58,30 @@ def asset_name(bundle_path: Path) -> str:
 def is_android_project(path: Path) -> bool:
     gradle = path / LIBRARY / "build.gradle.kts"
     return (path / "settings.gradle.kts").is_file() and gradle.is_file() and 'namespace = "dev.edgeslm"' in gradle.read_text()
+
+
+def is_app_module(path: Path) -> bool:
+    """An Android Gradle module of the user's (e.g. MyApp/app): gets the bundle in its assets only."""
+    return (path / "src/main/AndroidManifest.xml").is_file() and \
+        any((path / f).is_file() for f in ("build.gradle.kts", "build.gradle"))
+
+
+def _package_into_module(bundle, module: Path) -> dict:
+    """The bundle into <module>/src/main/assets/edgeslm/<name>/ (staged, renamed in). The runtime libraries
+    come with the edgeslm-android library the app depends on, so none are copied here."""
+    name = asset_name(bundle.path)
+    rel = f"src/main/assets/edgeslm/{name}"
+    counts: dict = {}
+    with staged_directory(module / rel, force=True) as folder:
+        _parts(bundle, name, [], counts)[f"{ASSETS}/{name}"](folder)
+    return {"schema": "edgeslm.package.android/1", "bundle": str(bundle.path.resolve()), "resource": rel,
+            "asset": f"edgeslm/{name}", "backend": bundle.backend, "target": bundle.target_name, "abi": ABI,
+            "mode": "module", "runtime": None, **counts, "path": str(module),
+            "engine": "libedgeslm over JNI (Kotlin API dev.edgeslm.EdgeSlm / EdgeSlmModel)",
+            "note": f"assets only: the app also needs the {LIBRARY} library (runtime + Kotlin API): "
+                    f"'edgeslm package BUNDLE --android NEWDIR' writes it; then "
+                    f"implementation(project(\":{LIBRARY}\")) and EdgeSlm.load(context, \"edgeslm/{name}\")",
+            "commands": {"app": ["./gradlew", "installDebug"]}}
 
 
 def _check_bundle(bundle) -> None:
@@ -163,10 +188,13 @@ def package_android(bundle_path: str | Path, out_dir: str | Path, *, force: bool
     out = Path(out_dir)
     update = out.exists() and not force
     if update and not is_android_project(out):
-        raise EdgeSLMError("DIR exists and is not an edgeslm Android project (no settings.gradle.kts and "
-                           f"{LIBRARY}/build.gradle.kts of namespace dev.edgeslm)", path=out,
+        if is_app_module(out):
+            return _package_into_module(bundle, out)
+        raise EdgeSLMError("DIR exists and is neither an edgeslm Android project (settings.gradle.kts + "
+                           f"{LIBRARY}/build.gradle.kts of namespace dev.edgeslm) nor an Android module "
+                           "(src/main/AndroidManifest.xml + build.gradle[.kts])", path=out,
                            fix="choose a new DIR (the project is created), a project written by "
-                               "'edgeslm package --android', or pass --force to replace DIR")
+                               "'edgeslm package --android', your app module, or pass --force to replace DIR")
     if runtime is None:
         from edgeslm.native import build_runner
         runtime = build_runner("android-arm64")
