@@ -1,6 +1,7 @@
 """ExecuTorch backend: XNNPACK-delegated .pte for CPUs (host, arm64 phones and boards).
 
-Pipeline: apply the torchao recipe -> lower.lower_to_pte (export, XNNPACK, emit) -> model.pte.
+Pipeline: apply the torchao recipe -> attention as the fused edgeslm::sdpa_cached op (sdpa_op.py; kernel
+in runtime/kernels) -> lower.lower_to_pte (export, XNNPACK, emit) -> model.pte.
 Apple targets (profile key executorch_delegate = "coreml"): coreml_delegate.lower_coreml_pte instead.
 Python runtime: session.ExecuTorchSession. Native runtime: runtime/executorch (C API).
 """
@@ -20,7 +21,9 @@ class ExecuTorchCompiler:
     def supports(self, target) -> bool:
         return target.kind == "cpu" and self.name in target.backends
 
-    def lower(self, model, target, recipe, out: Path, *, progress=None) -> LowerResult:
+    def lower(self, model, target, recipe, out: Path, *, progress=None, sdpa_op: bool = True) -> LowerResult:
+        """sdpa_op=False keeps attention as XNNPACK bmms over the whole cache (the pre-kernel baseline;
+        a .pte that any stock ExecuTorch runtime can run)."""
         from edgeslm.compilers.executorch.lower import lower_to_pte
         from edgeslm.quant import apply_recipe
 
@@ -37,6 +40,9 @@ class ExecuTorchCompiler:
         if progress:
             progress("quantize")
         apply_recipe(model, recipe)
+        if sdpa_op:
+            from edgeslm.compilers.executorch.sdpa_op import use_sdpa_op
+            use_sdpa_op(model)
         return lower_to_pte(model, Path(out), progress)
 
     def open_session(self, bundle, threads: int | None = None):

@@ -13,6 +13,7 @@ from edgeslm.compilers.base import Fallback
 
 _IGNORED = {"getitem", "executorch_call_delegate", "output", "placeholder", "get_attr"}
 NO_CONFIG = "XNNPACK has no kernel for this op; it runs on ExecuTorch's CPU kernels"
+OWN_KERNEL = "edgeslm's own ExecuTorch kernel (runtime/kernels), by design"
 
 
 @contextmanager
@@ -64,5 +65,6 @@ def summarize(graph_module, reasons: dict[str, str]) -> tuple[dict[str, int], li
             delegated[lowered.backend_id] += inner
         elif name not in _IGNORED and not name.startswith("sym_") and name not in ("_assert_scalar",):
             outside[name] += 1
-    fallbacks = [Fallback(op=op, count=n, reason=reasons.get(op, NO_CONFIG)) for op, n in sorted(outside.items())]
+    fallbacks = [Fallback(op=op, count=n, reason=OWN_KERNEL if op.startswith("edgeslm.") else reasons.get(op, NO_CONFIG))
+                 for op, n in sorted(outside.items())]
     return dict(delegated), fallbacks

@@ -8,9 +8,19 @@ import numpy as np
 import torch
 
 
-def _register_kernels() -> None:
+def _register_kernels(pte: Path) -> None:
     # Quantized bundles use quantized_decomposed::* ops (embedding_byte, ...): their kernels live here.
     import executorch.kernels.quantized  # noqa: F401
+    if _uses_own_ops(pte):                # edgeslm::sdpa_cached: built on first use (runtime/kernels)
+        from edgeslm.native.kernels import load_kernels
+        load_kernels()
+
+
+def _uses_own_ops(pte: Path) -> bool:
+    """True if the program names an edgeslm:: operator (the operator table holds the names as strings)."""
+    import mmap
+    with open(pte, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        return data.find(b"edgeslm::") >= 0
 
 
 class ExecuTorchSession:
@@ -18,7 +28,7 @@ class ExecuTorchSession:
 
     def __init__(self, pte: Path, threads: int | None = None):
         from executorch.runtime import Runtime
-        _register_kernels()
+        _register_kernels(Path(pte))
         t0 = time.perf_counter()
         self._program = Runtime.get().load_program(Path(pte))
         self._method = self._program.load_method("forward")

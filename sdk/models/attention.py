@@ -1,8 +1,8 @@
 """Attention over a static KV cache, shaped for torch.export and XNNPACK (batch size 1).
 
 Per call: q/k/v projections -> optional q/k RMSNorm -> RoPE -> cache update at `input_pos`
-(KVCache.update, the seam other backends replace) -> grouped-query attention as two `bmm`s over
-KV-head groups, without expanding the cache -> output projection.
+(KVCache.update, the seam other backends replace) -> grouped-query attention (KVCache.attend: two
+`bmm`s over KV-head groups without expanding the cache, or a backend's fused kernel) -> output projection.
 
 Layout choices (see NOTES.md "Exporting decoders"): the K cache is stored transposed [H_kv, D, S]
 so scores are a plain bmm; queries are regrouped to [H_kv, rep*T, D] so each KV head serves its
@@ -38,6 +38,17 @@ class KVCache(nn.Module):
         torch.ops.aten.index_put_(self.k, [None, None, input_pos], k.transpose(1, 2))   # values [H_kv, D, T]
         torch.ops.aten.index_put_(self.v, [None, input_pos], v)                         # values [H_kv, T, D]
         return self.k, self.v
+
+    def attend(self, q: torch.Tensor, k_all: torch.Tensor, v_all: torch.Tensor, mask: torch.Tensor,
+               input_pos: torch.Tensor, softcap: float | None) -> torch.Tensor:
+        """Grouped-query attention over the whole cache: q [H_kv, rep*T, D] (already scaled), k_all
+        [H_kv, D, S], v_all [H_kv, S, D], mask [rep*T, S] additive -> [H_kv, rep*T, D].
+        (The seam a backend replaces with a fused kernel, e.g. ExecuTorch's edgeslm::sdpa_cached.)"""
+        scores = torch.bmm(q, k_all)                        # [H_kv, rep*T, S]
+        if softcap is not None:
+            scores = torch.tanh(scores / softcap) * softcap
+        probs = torch.softmax((scores + mask).float(), dim=-1).to(q.dtype)
+        return torch.bmm(probs, v_all)                      # [H_kv, rep*T, D]
 
     def reset(self) -> None:
         self.k.zero_()
@@ -92,10 +103,6 @@ class Attention(nn.Module):
         # head h = g*rep + r uses KV head g: group the query heads of each KV head, positions inner
         q = (q * self.scale).view(-1, hkv, rep, d).permute(1, 2, 0, 3).reshape(hkv, -1, d)  # [H_kv, rep*T, D]
         k_all, v_all = self.cache.update(input_pos, k.transpose(0, 1), v.transpose(0, 1))
-        scores = torch.bmm(q, k_all)                        # [H_kv, rep*T, S]
-        if self.softcap is not None:
-            scores = torch.tanh(scores / self.softcap) * self.softcap
-        probs = torch.softmax((scores + mask).float(), dim=-1).to(q.dtype)
-        out = torch.bmm(probs, v_all)                       # [H_kv, rep*T, D]
+        out = self.cache.attend(q, k_all, v_all, mask, input_pos, self.softcap)   # [H_kv, rep*T, D]
         out = out.view(hkv, rep, -1, d).permute(2, 0, 1, 3).reshape(1, -1, self.num_heads * d)  # [1, T, H*D]
         return self.o_proj(out)

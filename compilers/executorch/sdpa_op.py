@@ -1,0 +1,82 @@
+"""edgeslm::sdpa_cached: attention over the filled part of the static KV cache, as one op.
+
+Why: XNNPACK runs the decoder's two attention `bmm`s over the whole cache (S = max_seq_len slots) and
+re-packs K and V on every call; on SmolLM2 (S = 2048) that was over half of each decode step (ETDump).
+The op reads only the L = max(input_pos) + 1 slots that hold tokens.
+
+Pieces:
+  1. torch.library op `edgeslm::sdpa_cached` (functional, for export) + `.out` variant (what
+     ExecuTorch's emitter calls); the eager implementation is the reference math (KVCache.attend on the
+     first L slots: the masked slots past L contribute exactly 0).
+  2. SdpaKVCache: the KVCache whose `attend` calls the op (same buffers, same in-place update).
+  3. use_sdpa_op(model): swaps every layer's cache for an SdpaKVCache before export.
+Runtime kernel: runtime/kernels/sdpa_cached.cpp (native runner: libedgeslm.so; Python runtime:
+edgeslm.native.kernels.load_kernels()).
+"""
+from __future__ import annotations
+
+import torch
+
+from edgeslm.models.attention import KVCache
+
+OP_NAME = "edgeslm::sdpa_cached"
+
+_lib = torch.library.Library("edgeslm", "FRAGMENT")
+_lib.define("sdpa_cached(Tensor q, Tensor k_cache, Tensor v_cache, Tensor mask, Tensor input_pos, "
+            "float softcap) -> Tensor")
+_lib.define("sdpa_cached.out(Tensor q, Tensor k_cache, Tensor v_cache, Tensor mask, Tensor input_pos, "
+            "float softcap, *, Tensor(a!) out) -> Tensor(a!)")
+
+
+def sdpa_reference(q, k_cache, v_cache, mask, input_pos, softcap: float) -> torch.Tensor:
+    """q [H_kv, R, D] (scaled), k_cache [H_kv, D, S], v_cache [H_kv, S, D], mask [R, S], input_pos [T]
+    -> [H_kv, R, D]; softcap 0 = none. Only slots < max(input_pos) + 1 are read."""
+    n = int(input_pos.max()) + 1
+    scores = torch.bmm(q, k_cache[:, :, :n])                                # [H_kv, R, L]
+    if softcap > 0:
+        scores = torch.tanh(scores / softcap) * softcap
+    probs = torch.softmax((scores + mask[:, :n]).float(), dim=-1).to(q.dtype)
+    return torch.bmm(probs, v_cache[:, :n])                                 # [H_kv, R, D]
+
+
+def _functional(q, k_cache, v_cache, mask, input_pos, softcap):
+    return sdpa_reference(q, k_cache, v_cache, mask, input_pos, softcap)
+
+
+def _out(q, k_cache, v_cache, mask, input_pos, softcap, *, out):
+    result = sdpa_reference(q, k_cache, v_cache, mask, input_pos, softcap)
+    out.resize_(result.shape).copy_(result)
+    return out
+
+
+_lib.impl("sdpa_cached", _functional, "CompositeExplicitAutograd")
+_lib.impl("sdpa_cached.out", _out, "CompositeExplicitAutograd")
+
+
+@torch.library.register_fake(OP_NAME)
+def _fake(q, k_cache, v_cache, mask, input_pos, softcap):
+    return q.new_empty(q.shape)
+
+
+class SdpaKVCache(KVCache):
+    """KVCache whose attention is the fused `edgeslm::sdpa_cached` op (float32 only)."""
+
+    def attend(self, q, k_all, v_all, mask, input_pos, softcap):
+        return torch.ops.edgeslm.sdpa_cached(q, k_all, v_all, mask, input_pos, float(softcap or 0.0))
+
+
+def use_sdpa_op(model) -> int:
+    """Swap the caches of a Decoder built on the stock KVCache for SdpaKVCache (buffers reused).
+    Returns how many layers were swapped (0: not a stock decoder, or not float32, left alone)."""
+    layers = getattr(model, "layers", None)
+    if layers is None:
+        return 0
+    swapped = 0
+    for layer in layers:
+        attn = getattr(layer, "self_attn", None)
+        old = getattr(attn, "cache", None)
+        if type(old) is not KVCache or old.k.dtype != torch.float32:
+            continue
+        old.__class__ = SdpaKVCache                   # same buffers k [H_kv, D, S], v [H_kv, S, D]
+        swapped += 1
+    return swapped

@@ -1,0 +1,95 @@
+"""edgeslm::sdpa_cached: the C++ ExecuTorch kernel (runtime/kernels/sdpa_cached.cpp) against the eager
+attention it replaces (KVCache.attend over the whole cache), run through a real .pte in ExecuTorch's
+runtime; and the decoder export that uses it."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from edgeslm.compilers.executorch.sdpa_op import SdpaKVCache, sdpa_reference, use_sdpa_op
+from edgeslm.models.attention import KVCache
+
+H_KV, REP, D, S = 3, 2, 16, 64
+
+
+class _OpOnly(torch.nn.Module):
+    def __init__(self, softcap: float):
+        super().__init__()
+        self.softcap = softcap
+
+    def forward(self, q, k, v, mask, input_pos):
+        return torch.ops.edgeslm.sdpa_cached(q, k, v, mask, input_pos, self.softcap)
+
+
+def _pte_of_op(tmp_path, softcap: float, example) -> "ExecuTorchSession":  # noqa: F821
+    from executorch.exir import EdgeCompileConfig, to_edge
+    from edgeslm.native.kernels import load_kernels
+
+    load_kernels()
+    t = torch.export.Dim("t", min=1, max=S // REP)
+    ep = torch.export.export(_OpOnly(softcap), example, strict=False,
+                             dynamic_shapes=({1: REP * t}, None, None, {0: REP * t}, {0: t}))
+    program = to_edge(ep, compile_config=EdgeCompileConfig(_check_ir_validity=False)).to_executorch()
+    path = tmp_path / f"sdpa-{softcap}.pte"
+    path.write_bytes(program.buffer)
+    from executorch.runtime import Runtime
+    return Runtime.get().load_program(path).load_method("forward")
+
+
+def _case(start: int, t: int, window: int | None, seed: int):
+    """Random caches with tokens at [0, start + t); queries for positions [start, start + t)."""
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(H_KV, REP * t, D, generator=g) / math.sqrt(D)
+    k = torch.randn(H_KV, D, S, generator=g)
+    v = torch.randn(H_KV, S, D, generator=g)
+    pos = torch.arange(start, start + t)
+    q_pos, k_pos = pos.unsqueeze(1), torch.arange(S).unsqueeze(0)
+    visible = k_pos <= q_pos
+    if window is not None:
+        visible &= k_pos > q_pos - window
+    mask = torch.where(visible, 0.0, float("-inf")).repeat(REP, 1)   # [REP*t, S], row r*t + i
+    return q, k, v, mask, pos
+
+
+def _whole_cache(q, k, v, mask, pos, softcap):
+    cache = KVCache(H_KV, D, S, torch.float32)
+    return cache.attend(q, k, v, mask, pos, softcap or None)
+
+
+@pytest.mark.parametrize("softcap", [0.0, 5.0])
+def test_kernel_matches_whole_cache_attention(tmp_path, softcap):
+    method = _pte_of_op(tmp_path, softcap, _case(3, 4, None, 0))
+    cases = [(0, 1, None), (0, 7, None), (17, 1, None), (40, 9, None), (S - 1, 1, None),
+             (10, 5, 4), (30, 1, 8)]                     # prefill, decode, last slot, sliding windows
+    for i, (start, t, window) in enumerate(cases):
+        q, k, v, mask, pos = _case(start, t, window, seed=i + 1)
+        want = _whole_cache(q, k, v, mask, pos, softcap)                    # [H_kv, REP*t, D]
+        got = method.execute([q, k, v, mask, pos])[0]
+        assert got.shape == want.shape == (H_KV, REP * t, D)
+        assert torch.allclose(got, want, atol=2e-6, rtol=1e-5), (start, t, window, (got - want).abs().max())
+        # slots past the newest position never matter: poison them and get the same result
+        k2, v2 = k.clone(), v.clone()
+        k2[:, :, start + t:] = float("nan")             # a whole-cache kernel would return NaN
+        v2[:, start + t:] = float("nan")
+        assert torch.allclose(method.execute([q, k2, v2, mask, pos])[0], got, atol=0, rtol=0)
+
+
+def test_reference_equals_whole_cache():
+    q, k, v, mask, pos = _case(20, 3, 6, seed=9)
+    assert torch.allclose(sdpa_reference(q, k, v, mask, pos, 0.0), _whole_cache(q, k, v, mask, pos, 0.0), atol=1e-6)
+
+
+def test_use_sdpa_op_swaps_float_caches_only(tiny_checkpoint):
+    from edgeslm.ingest.checkpoint import load_checkpoint
+
+    model = load_checkpoint(tiny_checkpoint("llama"), max_seq_len=32).model
+    ids = torch.tensor([[1, 5, 9, 3]])
+    before = model(ids, torch.arange(4))
+    model.reset_cache()
+    assert use_sdpa_op(model) == len(model.layers)
+    assert all(type(layer.self_attn.cache) is SdpaKVCache for layer in model.layers)
+    after = model(ids, torch.arange(4))
+    assert torch.allclose(before, after, atol=1e-6)
+    assert use_sdpa_op(model) == 0                       # already swapped: left alone
