@@ -93,3 +93,35 @@ def test_use_sdpa_op_swaps_float_caches_only(tiny_checkpoint):
     after = model(ids, torch.arange(4))
     assert torch.allclose(before, after, atol=1e-6)
     assert use_sdpa_op(model) == 0                       # already swapped: left alone
+
+
+def test_chunked_prefill_matches_eager(tmp_path, tiny_checkpoint, monkeypatch):
+    """A .pte exported for at most 8 tokens per forward (get_max_seq_len) with a 48-slot cache
+    (get_max_context_len): a 30-token prompt runs in 4 chunks in the Python runtime and in the native
+    runner, and gives the eager decoder's last-position logits."""
+    import numpy as np
+
+    from edgeslm import api
+    from edgeslm.compilers.executorch import lower
+    from edgeslm.compilers.executorch.session import ExecuTorchSession
+    from edgeslm.ingest.checkpoint import load_checkpoint
+    from edgeslm.native.build import build_runner
+    from edgeslm.native.capi import NativeModel
+
+    monkeypatch.setattr(lower, "PREFILL_CHUNK", 8)
+    bundle = tmp_path / "chunked"
+    api.export(tiny_checkpoint("llama"), out=bundle, backend="executorch", quant="fp32", max_seq_len=48,
+               progress=False)
+    ids = [(7 * i + 3) % 384 for i in range(30)]
+    eager = load_checkpoint(tiny_checkpoint("llama"), max_seq_len=48).model
+    with torch.no_grad():
+        want = eager(torch.tensor([ids]), torch.arange(30))[0, -1].numpy()          # [V]
+
+    session = ExecuTorchSession(bundle / "model.pte")
+    assert session.metadata("get_max_seq_len") == 8 and session.metadata("get_max_context_len") == 48
+    np.testing.assert_allclose(session.forward(ids, 0), want, atol=1e-4)
+
+    deploy = build_runner("host", progress=False)
+    with NativeModel(bundle, deploy / "libedgeslm.so") as native:
+        assert native.max_seq_len == 48
+        np.testing.assert_allclose(native.forward(ids, 0), want, atol=1e-4)

@@ -1,7 +1,7 @@
 """Decoder -> .pte with XNNPACK delegation.
 
 Steps (each reported through `progress`):
-  1. export     torch.export with a dynamic prompt length (1..max_seq_len), last-position logits only
+  1. export     torch.export with a dynamic prompt length (1..prefill chunk), last-position logits only
   2. lower      to_edge_transform_and_lower with the XNNPACK partitioner + LLM metadata methods
   3. emit       to_executorch: in-place KV cache update (reinplace), quant fusion, memory planning
   4. write      model.pte written atomically; planned arena read from the execution plan
@@ -19,13 +19,20 @@ from edgeslm.compilers.executorch.report import capture_rejections, summarize
 from edgeslm.fsutil import write_bytes_atomic
 
 ARTIFACT = "model.pte"
+# Most tokens one forward takes. Memory planning sizes every activation for the largest T, so a prefill of
+# the whole context would plan e.g. a [rep*2048, 2048] mask; runners prefill longer prompts in chunks.
+PREFILL_CHUNK = 128
 
 
-def export_decoder(model) -> torch.export.ExportedProgram:
-    """torch.export of forward(tokens[1,T], input_pos[T]) with T dynamic in [1, max_seq_len]."""
+def prefill_chunk(model) -> int:
+    return min(int(model.max_seq_len), PREFILL_CHUNK)
+
+
+def export_decoder(model, max_tokens: int | None = None) -> torch.export.ExportedProgram:
+    """torch.export of forward(tokens[1,T], input_pos[T]) with T dynamic in [1, max_tokens or max_seq_len]."""
     torch.set_grad_enabled(False)
     model.eval()
-    seq = torch.export.Dim("seq", min=1, max=model.max_seq_len)
+    seq = torch.export.Dim("seq", min=1, max=max_tokens or model.max_seq_len)
     example = (torch.zeros(1, 2, dtype=torch.long), torch.arange(2, dtype=torch.long))
     previous = model.full_logits
     model.full_logits = False            # prefill returns [1, V]: lm_head over the whole prompt is wasted work
@@ -49,7 +56,8 @@ def lower_to_pte(model, out: Path, progress=None) -> LowerResult:
 
     t0 = time.perf_counter()
     step("export")
-    ep = export_decoder(model)
+    chunk = prefill_chunk(model)
+    ep = export_decoder(model, chunk)
     timings["export"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -59,7 +67,7 @@ def lower_to_pte(model, out: Path, progress=None) -> LowerResult:
             ep,
             partitioner=[XnnpackPartitioner()],
             compile_config=EdgeCompileConfig(_check_ir_validity=False),
-            constant_methods=llm_metadata(model),
+            constant_methods=llm_metadata(model, chunk),
         )
     delegated, fallbacks = summarize(edge.exported_program().graph_module, reasons)
     timings["lower"] = time.perf_counter() - t0
@@ -82,4 +90,4 @@ def lower_to_pte(model, out: Path, progress=None) -> LowerResult:
 
     return LowerResult(artifacts=[ARTIFACT], delegated=delegated, fallbacks=fallbacks,
                        planned_arena_bytes=planned, timings_s=timings,
-                       metadata={"methods": sorted(["forward", *llm_metadata(model)])})
+                       metadata={"methods": sorted(["forward", *llm_metadata(model)]), "prefill_chunk": chunk})

@@ -33,12 +33,16 @@ class ExecuTorchSession:
         self._program = Runtime.get().load_program(Path(pte))
         self._method = self._program.load_method("forward")
         self.load_ms = (time.perf_counter() - t0) * 1e3
+        # tokens per forward (older bundles: the whole context); longer inputs run in chunks
+        self.chunk = int(self.metadata("get_max_seq_len"))
 
     def metadata(self, name: str):
         return self._program.load_method(name).execute([])[0]
 
     def forward(self, ids: list[int], start_pos: int) -> np.ndarray:
-        tokens = torch.tensor([ids], dtype=torch.long)                     # [1, T]
-        pos = torch.arange(start_pos, start_pos + len(ids), dtype=torch.long)  # [T]
-        logits = self._method.execute([tokens, pos])[0]                      # [1, V]
+        for at in range(0, len(ids), self.chunk):
+            part = ids[at:at + self.chunk]
+            tokens = torch.tensor([part], dtype=torch.long)                              # [1, T]
+            pos = torch.arange(start_pos + at, start_pos + at + len(part), dtype=torch.long)  # [T]
+            logits = self._method.execute([tokens, pos])[0]                              # [1, V]
         return logits.reshape(-1, logits.shape[-1])[-1].float().numpy()

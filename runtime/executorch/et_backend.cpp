@@ -4,13 +4,15 @@
 // set the XNNPACK thread pool size -> Module(path, Mmap) -> load (flatbuffer verified, so a corrupt
 // file is an error, not a crash) -> load "forward" (missing kernels / delegates fail here) -> read
 // the constant metadata methods -> sum forward's memory-planned buffers from MethodMeta.
-// Per forward: tokens[1,T] and input_pos[T] int64 wrap preallocated buffers; output logits [1,V]
+// Per forward: prompts longer than get_max_seq_len run in chunks; tokens[1,T] and input_pos[T] int64 wrap
+// preallocated buffers; output logits [1,V]
 // (or [1,T,V]) float32, last row copied out.
 #include <sys/stat.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 
@@ -126,14 +128,26 @@ class ExecuTorchBackend final : public Backend {
       auto size = meta->memory_planned_buffer_size(i);
       if (size.ok()) info_.planned_arena_bytes += *size;
     }
-    tokens_.assign((size_t)info_.max_seq_len, 0);
-    positions_.assign((size_t)info_.max_seq_len, 0);
+    tokens_.assign((size_t)chunk_, 0);
+    positions_.assign((size_t)chunk_, 0);
     return Status::Ok();
   }
 
+  // Runs ids[0..n) in chunks of at most chunk_ tokens (the largest T the program was exported for);
+  // the logits are those of the last chunk's last position.
   Status forward(const int64_t* ids, size_t n, int64_t start_pos, float* logits_out) override {
+    for (size_t at = 0; at < n; at += (size_t)chunk_) {
+      const size_t len = std::min(n - at, (size_t)chunk_);
+      Status st = forward_chunk(ids + at, len, start_pos + (int64_t)at, logits_out);
+      if (!st.ok()) return st;
+    }
+    return Status::Ok();
+  }
+
+ private:
+  Status forward_chunk(const int64_t* ids, size_t n, int64_t start_pos, float* logits_out) {
     g_et_log.clear();
-    // tokens [1, n] and input_pos [n] int64 views over preallocated [max_seq_len] buffers.
+    // tokens [1, n] and input_pos [n] int64 views over preallocated [chunk] buffers.
     std::memcpy(tokens_.data(), ids, n * sizeof(int64_t));
     for (size_t i = 0; i < n; ++i) positions_[i] = start_pos + (int64_t)i;
     auto tokens = from_blob(tokens_.data(), {1, (int)n}, ScalarType::Long);
@@ -152,7 +166,6 @@ class ExecuTorchBackend final : public Backend {
     return Status::Ok();
   }
 
- private:
   // Runs a constant method; returns its outputs (empty if the method is absent).
   Status constant(const char* method, std::vector<EValue>* values, bool required) {
     auto names = module_->method_names();
@@ -176,9 +189,15 @@ class ExecuTorchBackend final : public Backend {
 
   Status read_metadata() {
     std::vector<EValue> v;
+    // ExecuTorch's convention: get_max_seq_len = most tokens per forward, get_max_context_len = KV
+    // capacity (absent in older bundles: the same as get_max_seq_len).
     Status st = constant("get_max_seq_len", &v, true);
-    if (!st.ok() || !as_int(v, &info_.max_seq_len) || info_.max_seq_len <= 0)
+    if (!st.ok() || !as_int(v, &chunk_) || chunk_ <= 0)
       return st.ok() ? Status::Error(EDGESLM_ERR_LOAD, "bad get_max_seq_len") : st;
+    v.clear();
+    if (!(st = constant("get_max_context_len", &v, false)).ok()) return st;
+    if (!as_int(v, &info_.max_seq_len)) info_.max_seq_len = chunk_;
+    if (info_.max_seq_len < chunk_) return Status::Error(EDGESLM_ERR_LOAD, "get_max_context_len < get_max_seq_len");
     v.clear();
     st = constant("get_vocab_size", &v, true);
     if (!st.ok() || !as_int(v, &info_.vocab_size) || info_.vocab_size <= 0)
@@ -197,8 +216,9 @@ class ExecuTorchBackend final : public Backend {
   ModelInfo info_;
   int threads_ = 1;
   bool counted_ = false;            // counted in g_live_models
-  std::vector<int64_t> tokens_;     // [max_seq_len] staging for the tokens input
-  std::vector<int64_t> positions_;  // [max_seq_len] staging for input_pos
+  int64_t chunk_ = 0;               // most tokens per forward (get_max_seq_len)
+  std::vector<int64_t> tokens_;     // [chunk] staging for the tokens input
+  std::vector<int64_t> positions_;  // [chunk] staging for input_pos
 };
 
 }  // namespace
