@@ -1,6 +1,7 @@
 """TVM backend: Relax model libraries (model.so) for CPUs (host, arm64 phones and boards).
 
-Pipeline: wrap.prepare (explicit KV cache, GEMV-shaped linears, int8 weight-only) -> torch.export ->
+Pipeline: wrap.prepare (explicit KV cache, GEMV-shaped linears, int8-rounded weights: the linears end up
+stored dequantized, see lower.py) -> torch.export ->
 Relax import (kv_write.py maps the cache write to an in-place TIR call) -> pipeline.PHASES (legalize,
 fuse, schedule, bind weights, finalize) -> tvm.compile + export_library (cross-linked for arm64).
 Python runtime: session.TVMSession (Relax VM). Native runtime: runtime/tvm (C API).

@@ -152,7 +152,11 @@ def lower_to_library(model, recipe, target, out: Path, progress=None, *, tuned: 
             "tvm_version": tvm.__version__,
             "tvm_target": ttarget.spec,
             "tuned": tuned,
-            "quantization": ("int8 weight-only, per output channel (linears) and per row (embedding); "
+            # Known limit: the int8 linear weights are module buffers, which the Relax importer turns into
+            # constants, and FoldConstant dequantizes them at build time; keeping them int8 as parameters
+            # was tried and left a separate dequantize kernel (float temp per weight) before each matmul.
+            "quantization": ("int8 per-row rounding of the linears, stored dequantized as float32 (TVM folds "
+                             "the dequantize at build time: fp32 size and speed); embedding stored int8 per row; "
                              "float32 activations") if not recipe.is_float else "float32",
             "weight_bytes": weight_bytes,
             "kv_cache_bytes": kv_bytes,

@@ -2,8 +2,8 @@
 
 Phases, in order:
   legalize        Relax ops -> TIR PrimFuncs (LegalizeOps), op patterns annotated for fusion
-  fold-constants  constant subgraphs computed once at build time (weights are still inputs here, so an
-                  int8 weight's dequantize is never folded back into float32)
+  fold-constants  constant subgraphs computed once at build time (parameters are still inputs here; module
+                  buffers are constants since import, so the int8 linears' dequantize IS folded to float32)
   fuse            FuseOps + FuseTIR: elementwise prologues/epilogues join their matmul/reduction
   schedule        CPU schedules: edgeslm's own GEMV/matmul/elementwise rules (schedule.py), parallel
                   across threads and vectorised; DLight's CPU rules for the reductions left

@@ -6,7 +6,8 @@ Steps of `prepare(decoder, recipe)` (in place, then wrapped):
      state by Relax, so nothing may live in module buffers between calls
   2. every nn.Linear -> GemvLinear: weight kept [out, in] and computed as W @ x^T, so decode is a
      GEMV reducing along the contiguous axis (no weight transpose at run time); with the int8 recipe
-     the weight is int8 per output channel with a float32 scale [out] (weight-only, activations float)
+     the weight is int8 per output channel with a float32 scale [out] (weight-only, activations float;
+     FoldConstant later dequantizes the linears at build time: see lower.py)
   3. with the int8 recipe, the embedding -> int8 rows with a float32 scale per row
   4. ExplicitCacheDecoder: forward(tokens [1,T], input_pos [T], k_0, v_0, ..., k_{L-1}, v_{L-1})
      -> (logits [1, V] of the last position, k_0', v_0', ...), k_i [H_kv, D, S], v_i [H_kv, S, D]
