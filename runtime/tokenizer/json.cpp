@@ -1,6 +1,7 @@
 // json.cpp — recursive-descent JSON parser (see json.h). Depth-limited so hostile files cannot
 // overflow the stack; numbers via strtod on a bounded copy.
 #include "json.h"
+#include "unicode.h"
 
 #include <cstdlib>
 #include <cstring>
@@ -32,24 +33,6 @@ double Value::get_number(std::string_view key, double dflt) const {
 namespace {
 
 constexpr int kMaxDepth = 256;
-
-void append_utf8(std::string& s, uint32_t cp) {
-  if (cp < 0x80) {
-    s += (char)cp;
-  } else if (cp < 0x800) {
-    s += (char)(0xC0 | (cp >> 6));
-    s += (char)(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    s += (char)(0xE0 | (cp >> 12));
-    s += (char)(0x80 | ((cp >> 6) & 0x3F));
-    s += (char)(0x80 | (cp & 0x3F));
-  } else {
-    s += (char)(0xF0 | (cp >> 18));
-    s += (char)(0x80 | ((cp >> 12) & 0x3F));
-    s += (char)(0x80 | ((cp >> 6) & 0x3F));
-    s += (char)(0x80 | (cp & 0x3F));
-  }
-}
 
 struct Parser {
   std::string_view t;
@@ -129,7 +112,7 @@ struct Parser {
           } else if (cp >= 0xDC00 && cp < 0xE000) {
             cp = 0xFFFD;
           }
-          append_utf8(*out, cp);
+          uni::append_utf8(*out, cp);
           break;
         }
         default: return fail("invalid escape");
