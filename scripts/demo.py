@@ -18,7 +18,7 @@ from edgeslm import api
 from edgeslm.bundle import load_bundle
 from edgeslm.errors import EdgeSLMError
 
-PROMPT = "What is the capital of France?"
+PROMPT = "What is the capital of France? Answer in one sentence."   # see tests/test_smollm2_slow.py
 
 
 def main() -> int:

@@ -13,7 +13,10 @@ from edgeslm.errors import EdgeSLMError
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache"
-QUESTION = "What is the capital of France?"
+# "What is the capital of France?" alone is a near-tie in the float model itself: its first answer token
+# is "The" over "L" by 0.08 logits, so int8 numerics may start a French list of Paris landmarks instead.
+# With "Answer in one sentence." the float margin is 1.48 logits.
+QUESTION = "What is the capital of France? Answer in one sentence."
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +65,7 @@ def test_executorchs_own_runner_generates_the_same_text(smollm2_int8):
 
 def test_native_runner_on_host_and_qemu_aarch64_passes_the_accuracy_gate(smollm2_int8, tmp_path):
     """The real model on both devices of this machine. Under qemu the arm64 int8 kernels may flip a
-    near-tie of the host's top-2 (measured: step 2, margin 0.34 logits); the gate allows exactly that."""
+    near-tie of the host's top-2 (measured: step 2, margins 0.34 and 0.77 logits); the gate allows exactly that."""
     from tests.native_helpers import require_qemu
     require_qemu()
     doc = api.profile(smollm2_int8.path, ["local", "qemu-aarch64"], prompt_lengths=(16,), max_new_tokens=4,

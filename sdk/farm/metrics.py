@@ -66,8 +66,10 @@ def device_metrics(runs: dict[int, dict], *, artifact_bytes: int, rss_note: str 
 
 # A flip between the host's top-2 tokens whose logits differ by less than this is a near-tie: ARM and x86
 # kernels round (dynamic quantization, FMA order) differently, and after the flip the continuations
-# legitimately differ. Measured: SmolLM2-135M int8 under qemu-aarch64 flips a 0.34-logit tie at step 2.
-NEAR_TIE_LOGITS = {"fp32": 0.05, "quantized": 0.5}
+# legitimately differ. Measured: SmolLM2-135M int8 (8da8w) under qemu-aarch64 flips step 2 to the host's
+# runner-up at host margins of 0.34 (stock attention export) and 0.77 logits (edgeslm::sdpa_cached export);
+# dynamic activation quantization moves that model's logits by up to ~6.5 against float.
+NEAR_TIE_LOGITS = {"fp32": 0.05, "quantized": 1.0}
 
 
 def _near_tie(acc: dict, step: int, token: int, quant: str) -> float | None:
