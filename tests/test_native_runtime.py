@@ -117,6 +117,20 @@ def test_metric_json_schema(bundles, device):
     assert result["planned_arena_bytes"] == planned == _manifest(bundle)["memory"]["planned_arena_bytes"]
 
 
+def test_planned_arena_pages_resident_only_when_written(tmp_path_factory):
+    """A long context plans a large arena (KV caches, [rep*T, S] masks) that a short generation barely
+    touches: the runner maps it lazily, so its peak RSS stays far below the planned bytes. (ExecuTorch's
+    Module default, a zero-filled std::vector, made every planned page resident: RSS > arena.)"""
+    root = tmp_path_factory.getbasetemp() / "native-long-context"
+    bundle = once("llama-long-context", lambda: llama_bundle(root, "fp32", max_seq_len=32768))
+    prompt = _manifest(bundle)["accuracy"]["prompts"][0][:8]
+    result = run_runner(_deploy("host"), bundle, prompt, max_new_tokens=8, ignore_eos=True, timeout_s=600)
+    planned = planned_arena_from_pte(bundle / "model.pte")
+    assert result["planned_arena_bytes"] == planned > 48 * 2**20
+    assert result["peak_rss_bytes"] < planned / 2, (result["peak_rss_bytes"], planned)
+    assert result["generated"] == _python_greedy(bundle, prompt, 8)
+
+
 def test_runner_error_exits(bundles, tmp_path):
     runner = _deploy("host")
     bundle = bundles["fp32"]

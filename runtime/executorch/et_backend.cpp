@@ -7,6 +7,7 @@
 // Per forward: prompts longer than get_max_seq_len run in chunks; tokens[1,T] and input_pos[T] int64 wrap
 // preallocated buffers; output logits [1,V]
 // (or [1,T,V]) float32, last row copied out.
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -14,10 +15,13 @@
 #include <cstring>
 #include <algorithm>
 #include <atomic>
+#include <memory>
 #include <mutex>
+#include <vector>
 
 #include <executorch/extension/module/module.h>
 #include <executorch/extension/tensor/tensor.h>
+#include <executorch/runtime/core/hierarchical_allocator.h>
 #include <executorch/runtime/platform/platform.h>
 #include <executorch/runtime/platform/runtime.h>
 
@@ -100,6 +104,8 @@ class ExecuTorchBackend final : public Backend {
  public:
   ~ExecuTorchBackend() override {
     module_.reset();  // unload the program before another open may resize the pool
+    planned_.reset();
+    for (auto& m : arena_maps_) if (m.first != nullptr) munmap(m.first, m.second);
     if (counted_) --g_live_models;
   }
   const char* name() const override { return "executorch"; }
@@ -110,6 +116,7 @@ class ExecuTorchBackend final : public Backend {
     install_log_hook();
     g_et_log.clear();
     threads_ = set_threads(threads);
+    Status st0 = Status::Ok();
     ++g_live_models;
     counted_ = true;
 
@@ -117,7 +124,9 @@ class ExecuTorchBackend final : public Backend {
     // InternalConsistency verifies the flatbuffer: a corrupt or truncated file returns an error.
     Error e = module_->load(executorch::runtime::Program::Verification::InternalConsistency);
     if (e != Error::Ok) return et_error(EDGESLM_ERR_LOAD, "cannot load program " + path, e);
-    e = module_->load_method("forward");
+    st0 = plan_memory();
+    if (!st0.ok()) return st0;
+    e = module_->load_method("forward", planned_.get());
     if (e != Error::Ok) return et_error(EDGESLM_ERR_LOAD, "cannot load method 'forward'", e);
 
     Status st = read_metadata();
@@ -145,6 +154,27 @@ class ExecuTorchBackend final : public Backend {
   }
 
  private:
+  // The memory-planned arena of 'forward' (activations + KV caches), one anonymous mapping per buffer.
+  // Module's default arena is a zero-filled std::vector, which makes every page resident at load --
+  // including the planner's unused gaps (SmolLM2: ~80 MB below the KV caches). Anonymous pages read as
+  // zero and become resident only when written, so RSS follows the memory the program really touches.
+  Status plan_memory() {
+    auto meta = module_->method_meta("forward");
+    if (!meta.ok()) return et_error(EDGESLM_ERR_LOAD, "no method meta for 'forward'", meta.error());
+    for (size_t i = 0; i < meta->num_memory_planned_buffers(); ++i) {
+      auto size = meta->memory_planned_buffer_size(i);
+      if (!size.ok()) return et_error(EDGESLM_ERR_LOAD, "no planned buffer size", size.error());
+      const size_t n = (size_t)*size;
+      void* p = n == 0 ? nullptr : mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) return Status::Error(EDGESLM_ERR_LOAD, "cannot map the planned arena (out of memory)");
+      arena_maps_.push_back({p, n});
+      arena_spans_.emplace_back(static_cast<uint8_t*>(p), n);
+    }
+    planned_ = std::make_unique<executorch::runtime::HierarchicalAllocator>(
+        executorch::runtime::Span<executorch::runtime::Span<uint8_t>>(arena_spans_.data(), arena_spans_.size()));
+    return Status::Ok();
+  }
+
   Status forward_chunk(const int64_t* ids, size_t n, int64_t start_pos, float* logits_out) {
     g_et_log.clear();
     // tokens [1, n] and input_pos [n] int64 views over preallocated [chunk] buffers.
@@ -213,6 +243,9 @@ class ExecuTorchBackend final : public Backend {
   }
 
   std::unique_ptr<Module> module_;
+  std::vector<std::pair<void*, size_t>> arena_maps_;                        // mmap (address, bytes)
+  std::vector<executorch::runtime::Span<uint8_t>> arena_spans_;             // views of arena_maps_
+  std::unique_ptr<executorch::runtime::HierarchicalAllocator> planned_;     // forward's planned memory
   ModelInfo info_;
   int threads_ = 1;
   bool counted_ = false;            // counted in g_live_models
