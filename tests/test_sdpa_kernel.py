@@ -23,16 +23,22 @@ class _OpOnly(torch.nn.Module):
         return torch.ops.edgeslm.sdpa_cached(q, k, v, mask, input_pos, self.softcap)
 
 
-def _pte_of_op(tmp_path, softcap: float, example) -> "ExecuTorchSession":  # noqa: F821
+class _TokensOpOnly(_OpOnly):
+    def forward(self, q, k, v, mask, input_pos):
+        return torch.ops.edgeslm.sdpa_cached_tokens(q, k, v, mask, input_pos, self.softcap)
+
+
+def _pte_of_op(tmp_path, softcap: float, example, tokens: bool = False) -> "ExecuTorchSession":  # noqa: F821
     from executorch.exir import EdgeCompileConfig, to_edge
     from edgeslm.native.kernels import load_kernels
 
     load_kernels()
     t = torch.export.Dim("t", min=1, max=S // REP)
-    ep = torch.export.export(_OpOnly(softcap), example, strict=False,
-                             dynamic_shapes=({1: REP * t}, None, None, {0: REP * t}, {0: t}))
+    module = _TokensOpOnly(softcap) if tokens else _OpOnly(softcap)
+    ep = torch.export.export(module, example, strict=False,
+                             dynamic_shapes=({0: t} if tokens else {1: REP * t}, None, None, {0: REP * t}, {0: t}))
     program = to_edge(ep, compile_config=EdgeCompileConfig(_check_ir_validity=False)).to_executorch()
-    path = tmp_path / f"sdpa-{softcap}.pte"
+    path = tmp_path / f"sdpa-{softcap}-{'tokens' if tokens else 'grouped'}.pte"
     path.write_bytes(program.buffer)
     from executorch.runtime import Runtime
     return Runtime.get().load_program(path).load_method("forward")
@@ -74,6 +80,32 @@ def test_kernel_matches_whole_cache_attention(tmp_path, softcap):
         k2[:, :, start + t:] = float("nan")             # a whole-cache kernel would return NaN
         v2[:, start + t:] = float("nan")
         assert torch.allclose(method.execute([q, k2, v2, mask, pos])[0], got, atol=0, rtol=0)
+
+
+def _to_tokens(q, t):
+    """[H_kv, REP*t, D] (row r*t + i = head g*REP + r at token i) -> [t, H_kv*REP, D]."""
+    return q.view(H_KV, REP, t, D).permute(2, 0, 1, 3).reshape(t, H_KV * REP, D).contiguous()
+
+
+@pytest.mark.parametrize("softcap", [0.0, 5.0])
+def test_tokens_kernel_matches_whole_cache_attention(tmp_path, softcap):
+    """edgeslm::sdpa_cached_tokens (q [T, H, D] -> [1, T, H*D]) against KVCache.attend_tokens over the
+    whole cache; calls with a few rows run on the calling thread, large ones on the pool: both covered."""
+    example = _case(3, 4, None, 0)
+    method = _pte_of_op(tmp_path, softcap, (_to_tokens(example[0], 4),) + example[1:], tokens=True)
+    cases = [(0, 1, None), (0, 7, None), (17, 1, None), (40, 9, None), (S - 1, 1, None), (S - S // REP, S // REP, None),
+             (10, 5, 4), (30, 1, 8)]
+    for i, (start, t, window) in enumerate(cases):
+        q, k, v, mask, pos = _case(start, t, window, seed=i + 1)
+        qt = _to_tokens(q, t)
+        want = KVCache(H_KV, D, S, torch.float32).attend_tokens(qt, k, v, mask, pos, softcap or None)
+        got = method.execute([qt, k, v, mask, pos])[0]
+        assert got.shape == want.shape == (1, t, H_KV * REP * D)
+        assert torch.allclose(got, want, atol=2e-6, rtol=1e-5), (start, t, window, (got - want).abs().max())
+        k2, v2 = k.clone(), v.clone()
+        k2[:, :, start + t:] = float("nan")
+        v2[:, start + t:] = float("nan")
+        assert torch.allclose(method.execute([qt, k2, v2, mask, pos])[0], got, atol=0, rtol=0)
 
 
 def test_reference_equals_whole_cache():

@@ -5,9 +5,11 @@ re-packs K and V on every call; on SmolLM2 (S = 2048) that was over half of each
 The op reads only the L = max(input_pos) + 1 slots that hold tokens.
 
 Pieces:
-  1. torch.library op `edgeslm::sdpa_cached` (functional, for export) + `.out` variant (what
-     ExecuTorch's emitter calls); the eager implementation is the reference math (KVCache.attend on the
-     first L slots: the masked slots past L contribute exactly 0).
+  1. torch.library ops (functional, for export) + `.out` variants (what ExecuTorch's emitter calls):
+     `edgeslm::sdpa_cached_tokens` (q [T, H, D] -> [1, T, H*D], the layout of the projections: exports
+     use it) and `edgeslm::sdpa_cached` (head-grouped [H_kv, rep*T, D], kept for older bundles); the
+     eager implementations are the reference math (KVCache.attend on the first L slots: the masked
+     slots past L contribute exactly 0).
   2. SdpaKVCache: the KVCache whose `attend` calls the op (same buffers, same in-place update).
   3. use_sdpa_op(model): swaps every layer's cache for an SdpaKVCache before export.
 Runtime kernel: runtime/kernels/sdpa_cached.cpp (native runner: libedgeslm.so; Python runtime:
@@ -19,12 +21,17 @@ import torch
 
 from edgeslm.models.attention import KVCache
 
-OP_NAME = "edgeslm::sdpa_cached"
+OP_NAME = "edgeslm::sdpa_cached"                  # head-grouped layout (what earlier bundles use)
+TOKENS_OP_NAME = "edgeslm::sdpa_cached_tokens"    # token-major layout: what exports use now
 
 _lib = torch.library.Library("edgeslm", "FRAGMENT")
 _lib.define("sdpa_cached(Tensor q, Tensor k_cache, Tensor v_cache, Tensor mask, Tensor input_pos, "
             "float softcap) -> Tensor")
 _lib.define("sdpa_cached.out(Tensor q, Tensor k_cache, Tensor v_cache, Tensor mask, Tensor input_pos, "
+            "float softcap, *, Tensor(a!) out) -> Tensor(a!)")
+_lib.define("sdpa_cached_tokens(Tensor q, Tensor k_cache, Tensor v_cache, Tensor mask, Tensor input_pos, "
+            "float softcap) -> Tensor")
+_lib.define("sdpa_cached_tokens.out(Tensor q, Tensor k_cache, Tensor v_cache, Tensor mask, Tensor input_pos, "
             "float softcap, *, Tensor(a!) out) -> Tensor(a!)")
 
 
@@ -39,6 +46,17 @@ def sdpa_reference(q, k_cache, v_cache, mask, input_pos, softcap: float) -> torc
     return torch.bmm(probs, v_cache[:, :n])                                 # [H_kv, R, D]
 
 
+def sdpa_tokens_reference(q, k_cache, v_cache, mask, input_pos, softcap: float) -> torch.Tensor:
+    """Token-major layout: q [T, H, D] (scaled), mask [>= T, S] (row t for token t) -> [1, T, H*D]."""
+    t, h, d = q.shape
+    hkv = k_cache.shape[0]
+    rep = h // hkv
+    qg = q.reshape(t, hkv, rep, d).permute(1, 2, 0, 3).reshape(hkv, rep * t, d)       # [H_kv, rep*T, D]
+    tiled = mask[:t].repeat(rep, 1)                                                    # [rep*T, S]
+    out = sdpa_reference(qg, k_cache, v_cache, tiled, input_pos, softcap)             # [H_kv, rep*T, D]
+    return out.reshape(hkv, rep, t, d).permute(2, 0, 1, 3).reshape(1, t, h * d)
+
+
 def _functional(q, k_cache, v_cache, mask, input_pos, softcap):
     return sdpa_reference(q, k_cache, v_cache, mask, input_pos, softcap)
 
@@ -49,8 +67,16 @@ def _out(q, k_cache, v_cache, mask, input_pos, softcap, *, out):
     return out
 
 
+def _tokens_out(q, k_cache, v_cache, mask, input_pos, softcap, *, out):
+    result = sdpa_tokens_reference(q, k_cache, v_cache, mask, input_pos, softcap)
+    out.resize_(result.shape).copy_(result)
+    return out
+
+
 _lib.impl("sdpa_cached", _functional, "CompositeExplicitAutograd")
 _lib.impl("sdpa_cached.out", _out, "CompositeExplicitAutograd")
+_lib.impl("sdpa_cached_tokens", sdpa_tokens_reference, "CompositeExplicitAutograd")
+_lib.impl("sdpa_cached_tokens.out", _tokens_out, "CompositeExplicitAutograd")
 
 
 @torch.library.register_fake(OP_NAME)
@@ -58,11 +84,21 @@ def _fake(q, k_cache, v_cache, mask, input_pos, softcap):
     return q.new_empty(q.shape)
 
 
+@torch.library.register_fake(TOKENS_OP_NAME)
+def _tokens_fake(q, k_cache, v_cache, mask, input_pos, softcap):
+    return q.new_empty((1, q.shape[0], q.shape[1] * q.shape[2]))
+
+
 class SdpaKVCache(KVCache):
     """KVCache whose attention is the fused `edgeslm::sdpa_cached` op (float32 only)."""
 
     def attend(self, q, k_all, v_all, mask, input_pos, softcap):
         return torch.ops.edgeslm.sdpa_cached(q, k_all, v_all, mask, input_pos, float(softcap or 0.0))
+
+    def attend_tokens(self, q, k_all, v_all, mask, input_pos, softcap):
+        # q [T, H, D] -> [1, T, H*D] in one op: no regrouping around it to split XNNPACK's partitions
+        return torch.ops.edgeslm.sdpa_cached_tokens(q.contiguous(), k_all, v_all, mask, input_pos,
+                                                    float(softcap or 0.0))
 
 
 def use_sdpa_op(model) -> int:

@@ -2,7 +2,8 @@
 
 Per call: q/k/v projections -> optional q/k RMSNorm -> RoPE -> cache update at `input_pos`
 (KVCache.update, the seam other backends replace) -> grouped-query attention (KVCache.attend: two
-`bmm`s over KV-head groups without expanding the cache, or a backend's fused kernel) -> output projection.
+`bmm`s over KV-head groups without expanding the cache, reached through KVCache.attend_tokens; or a
+backend's fused kernel) -> output projection.
 
 Layout choices (see NOTES.md "Exporting decoders"): the K cache is stored transposed [H_kv, D, S]
 so scores are a plain bmm; queries are regrouped to [H_kv, rep*T, D] so each KV head serves its
@@ -50,6 +51,19 @@ class KVCache(nn.Module):
         probs = torch.softmax((scores + mask).float(), dim=-1).to(q.dtype)
         return torch.bmm(probs, v_all)                      # [H_kv, rep*T, D]
 
+    def attend_tokens(self, q: torch.Tensor, k_all: torch.Tensor, v_all: torch.Tensor, mask: torch.Tensor,
+                      input_pos: torch.Tensor, softcap: float | None) -> torch.Tensor:
+        """Token-major entry: q [T, H, D] (already scaled), mask [rep*T, S] -> [1, T, H*D], what the
+        output projection takes. Regroups the query heads of each KV head for `attend` (head h = g*rep + r
+        uses KV head g; positions inner) and back. (A fused kernel can take this layout as it is:
+        ExecuTorch's edgeslm::sdpa_cached_tokens.)"""
+        h, d = q.shape[1], q.shape[2]
+        hkv = k_all.shape[0]
+        rep = h // hkv
+        qg = q.view(-1, hkv, rep, d).permute(1, 2, 0, 3).reshape(hkv, -1, d)      # [H_kv, rep*T, D]
+        out = self.attend(qg, k_all, v_all, mask, input_pos, softcap)            # [H_kv, rep*T, D]
+        return out.view(hkv, rep, -1, d).permute(2, 0, 1, 3).reshape(1, -1, h * d)  # [1, T, H*D]
+
     def reset(self) -> None:
         self.k.zero_()
         self.v.zero_()
@@ -93,16 +107,13 @@ class Attention(nn.Module):
                 mask: torch.Tensor) -> torch.Tensor:
         """x [1, T, hidden]; input_pos [T]; rope (cos, sin [T, 1, D], R [D, D]); mask [rep*T, S] additive.
         -> [1, T, hidden]. Views name the dynamic T as -1 (XNNPACK delegates those, not symbolic ones)."""
-        hkv, rep, d = self.num_kv_heads, self.rep, self.head_dim
+        hkv, d = self.num_kv_heads, self.head_dim
         q = self.q_proj(x).view(-1, self.num_heads, d)      # [T, H, D]
         k = self.k_proj(x).view(-1, hkv, d)                 # [T, H_kv, D]
         v = self.v_proj(x).view(-1, hkv, d)                 # [T, H_kv, D]
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         q, k = apply_rotary(q, rope), apply_rotary(k, rope)
-        # head h = g*rep + r uses KV head g: group the query heads of each KV head, positions inner
-        q = (q * self.scale).view(-1, hkv, rep, d).permute(1, 2, 0, 3).reshape(hkv, -1, d)  # [H_kv, rep*T, D]
         k_all, v_all = self.cache.update(input_pos, k.transpose(0, 1), v.transpose(0, 1))
-        out = self.cache.attend(q, k_all, v_all, mask, input_pos, self.softcap)   # [H_kv, rep*T, D]
-        out = out.view(hkv, rep, -1, d).permute(2, 0, 1, 3).reshape(1, -1, self.num_heads * d)  # [1, T, H*D]
+        out = self.cache.attend_tokens(q * self.scale, k_all, v_all, mask, input_pos, self.softcap)  # [1, T, H*D]
         return self.o_proj(out)
