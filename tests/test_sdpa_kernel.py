@@ -157,3 +157,27 @@ def test_chunked_prefill_matches_eager(tmp_path, tiny_checkpoint, monkeypatch):
     with NativeModel(bundle, deploy / "libedgeslm.so") as native:
         assert native.max_seq_len == 48
         np.testing.assert_allclose(native.forward(ids, 0), want, atol=1e-4)
+
+
+@pytest.mark.parametrize("device", ["host", "qemu-aarch64"])
+def test_attend_rows_against_double_reference(device):
+    """runtime/tests/test_attend_rows.cpp: the kernel's vector loops (x86-64 clones; NEON under qemu) for
+    head sizes 16..128, 1-4 rows per call, bands with holes and soft-capping, against a double reference."""
+    import json
+    import subprocess
+    from pathlib import Path
+
+    from edgeslm.native.build import build_runner
+    from edgeslm.native.run import run_qemu
+    from tests.native_helpers import require_qemu
+
+    if device != "host":
+        require_qemu()
+    deploy = build_runner("host" if device == "host" else "linux-arm64", progress=False)
+    exe = Path(json.loads((deploy / "build-info.json").read_text())["build_dir"]) / "test_attend_rows"
+    if device == "host":
+        proc = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300)
+    else:
+        proc = run_qemu([str(exe)], timeout_s=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "all checks passed" in proc.stdout

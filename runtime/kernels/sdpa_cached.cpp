@@ -36,6 +36,8 @@
 #include <limits>
 #include <vector>
 
+#include "attend_row.h"
+
 namespace edgeslm_kernels {
 
 using executorch::aten::ScalarType;
@@ -43,52 +45,6 @@ using executorch::aten::Tensor;
 using executorch::runtime::Error;
 using executorch::runtime::KernelRuntimeContext;
 
-namespace {
-
-// One query row: scores over the visible slots, softmax with the mask row, weighted sum of V rows.
-//   qi [D], kg [D, S] (stride S), vg [S, D], mrow [S], scores scratch [L], oi [D]
-// Only slots [lo, hi] between the row's first and last finite mask entries are computed (causal rows of a
-// prefill chunk see a prefix, sliding windows a band): no dot products or exp() over masked slots.
-void attend_row(const float* qi, const float* kg, const float* vg, const float* mrow, int64_t D,
-                int64_t S, int64_t L, float softcap, float* scores, float* oi) {
-  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-  std::fill(oi, oi + D, 0.0f);
-  int64_t lo = 0, hi = L - 1;
-  while (lo < L && mrow[lo] == kNegInf) ++lo;
-  while (hi >= lo && mrow[hi] == kNegInf) --hi;
-  if (lo > hi) return;                        // nothing visible: zeros (never for causal rows)
-  const int64_t n = hi - lo + 1;
-  float* sc = scores + lo;
-  std::fill(sc, sc + n, 0.0f);
-  for (int64_t d = 0; d < D; ++d) {           // scores += q[d] * K[d, lo..hi]  (contiguous in j)
-    const float qd = qi[d];
-    const float* kr = kg + d * S + lo;
-    for (int64_t j = 0; j < n; ++j) sc[j] += qd * kr[j];
-  }
-  float mx = kNegInf;
-  for (int64_t j = 0; j < n; ++j) {
-    float s = sc[j];
-    if (softcap > 0.0f) s = std::tanh(s / softcap) * softcap;
-    s += mrow[lo + j];
-    sc[j] = s;
-    mx = std::max(mx, s);
-  }
-  float sum = 0.0f;
-  for (int64_t j = 0; j < n; ++j) {
-    const float e = sc[j] == kNegInf ? 0.0f : std::exp(sc[j] - mx);   // holes inside a band stay 0
-    sc[j] = e;
-    sum += e;
-  }
-  const float inv = 1.0f / sum;
-  for (int64_t j = 0; j < n; ++j) {           // out += p[j] * V[lo + j, :]  (contiguous in d)
-    const float p = sc[j] * inv;
-    if (p == 0.0f) continue;
-    const float* vr = vg + (lo + j) * D;
-    for (int64_t d = 0; d < D; ++d) oi[d] += p * vr[d];
-  }
-}
-
-}  // namespace
 
 namespace {
 
@@ -113,28 +69,42 @@ int64_t checked_length(KernelRuntimeContext& ctx, const Tensor& q, const Tensor&
   return last + 1;                            // slots that hold tokens; the mask hides the rest anyway
 }
 
-// Runs attend_row for rows [0, rows): row -> (KV group, q/out row offset, mask row) by `where`.
-// Small calls (a decode step: rows * L * D below ~256K multiply-adds) run on the calling thread: waking
-// the pool costs more than the work.
-template <typename Where>
-bool run_rows(int64_t rows, int64_t L, int64_t D, int64_t S, const float* qp, const float* kp, const float* vp,
-              const float* mp, float cap, float* op, Where where) {
-  const int64_t per_row = std::max<int64_t>(1, 2 * L * D);
-  const int64_t grain = std::max<int64_t>(1, (256 * 1024) / per_row);
+// A unit of work: `m` query rows (q/out rows qrow0 + i*qstride) of KV head g sharing mask row mrow.
+struct Unit {
+  int64_t g, mrow, qrow0, qstride, m;
+};
+
+// Runs attend_rows over units [0, units) (unit_of(u) -> Unit), at most kMaxRows rows per call.
+// Small calls (a decode step: below ~256K multiply-adds) run on the calling thread: waking the pool
+// costs more than the work.
+template <typename UnitOf>
+bool run_units(int64_t units, int64_t rows_per_unit, int64_t L, int64_t D, int64_t S, const float* qp,
+               const float* kp, const float* vp, const float* mp, float cap, float* op, UnitOf unit_of) {
+  const int64_t per_unit = std::max<int64_t>(1, 2 * L * D * rows_per_unit);
+  const int64_t grain = std::max<int64_t>(1, (256 * 1024) / per_unit);
   auto work = [&](int64_t begin, int64_t end) {
-    std::vector<float> scores(static_cast<size_t>(L));
-    for (int64_t row = begin; row < end; ++row) {
-      int64_t g, qrow, mrow;
-      where(row, &g, &qrow, &mrow);
-      attend_row(qp + qrow * D, kp + g * D * S, vp + g * S * D, mp + mrow * S, D, S, L, cap, scores.data(),
-                 op + qrow * D);
+    std::vector<float> scratch(static_cast<size_t>(kMaxRows * L));
+    for (int64_t u = begin; u < end; ++u) {
+      const Unit x = unit_of(u);
+      for (int64_t r0 = 0; r0 < x.m; r0 += kMaxRows) {
+        const int mm = static_cast<int>(std::min<int64_t>(kMaxRows, x.m - r0));
+        const float* qs[kMaxRows];
+        float* os[kMaxRows];
+        for (int i = 0; i < mm; ++i) {
+          const int64_t row = x.qrow0 + (r0 + i) * x.qstride;
+          qs[i] = qp + row * D;
+          os[i] = op + row * D;
+        }
+        attend_rows(qs, os, mm, kp + x.g * D * S, vp + x.g * S * D, mp + x.mrow * S, D, S, L, cap,
+                    scratch.data());
+      }
     }
   };
-  if (grain >= rows) {
-    work(0, rows);
+  if (grain >= units) {
+    work(0, units);
     return true;
   }
-  return executorch::extension::parallel_for(0, rows, grain, work);
+  return executorch::extension::parallel_for(0, units, grain, work);
 }
 
 }  // namespace
@@ -149,14 +119,10 @@ Tensor& sdpa_cached_out(KernelRuntimeContext& ctx, const Tensor& q, const Tensor
   ET_KERNEL_CHECK_MSG(ctx, k_cache.size(0) == H && mask.size(0) == R, InvalidArgument, out,
                       "sdpa_cached: shapes disagree (q [H_kv,R,D], mask [R,S])");
   ET_KERNEL_CHECK(ctx, executorch::runtime::resize_tensor(out, q.sizes()) == Error::Ok, InvalidArgument, out);
-  const bool ok = run_rows(H * R, L, D, S, q.const_data_ptr<float>(), k_cache.const_data_ptr<float>(),
-                           v_cache.const_data_ptr<float>(), mask.const_data_ptr<float>(),
-                           static_cast<float>(softcap), out.mutable_data_ptr<float>(),
-                           [R](int64_t row, int64_t* g, int64_t* qrow, int64_t* mrow) {
-                             *g = row / R;
-                             *qrow = row;
-                             *mrow = row % R;
-                           });
+  const bool ok = run_units(H * R, 1, L, D, S, q.const_data_ptr<float>(), k_cache.const_data_ptr<float>(),
+                            v_cache.const_data_ptr<float>(), mask.const_data_ptr<float>(),
+                            static_cast<float>(softcap), out.mutable_data_ptr<float>(),
+                            [R](int64_t row) { return Unit{row / R, row % R, row, 0, 1}; });
   ET_KERNEL_CHECK_MSG(ctx, ok, Internal, out, "sdpa_cached: parallel_for failed");
   return out;
 }
@@ -175,14 +141,14 @@ Tensor& sdpa_cached_tokens_out(KernelRuntimeContext& ctx, const Tensor& q, const
                                                 static_cast<executorch::aten::SizesType>(H * D)};
   ET_KERNEL_CHECK(ctx, executorch::runtime::resize_tensor(out, {sizes, 3}) == Error::Ok, InvalidArgument, out);
   const int64_t rep = H / Hkv;
-  const bool ok = run_rows(T * H, L, D, S, q.const_data_ptr<float>(), k_cache.const_data_ptr<float>(),
-                           v_cache.const_data_ptr<float>(), mask.const_data_ptr<float>(),
-                           static_cast<float>(softcap), out.mutable_data_ptr<float>(),
-                           [H, rep](int64_t row, int64_t* g, int64_t* qrow, int64_t* mrow) {
-                             *g = (row % H) / rep;   // row = t*H + h
-                             *qrow = row;
-                             *mrow = row / H;
-                           });
+  // unit (t, g): the rep query heads g*rep .. g*rep + rep-1 of token t, contiguous rows of q
+  const bool ok = run_units(T * Hkv, rep, L, D, S, q.const_data_ptr<float>(), k_cache.const_data_ptr<float>(),
+                            v_cache.const_data_ptr<float>(), mask.const_data_ptr<float>(),
+                            static_cast<float>(softcap), out.mutable_data_ptr<float>(),
+                            [H, Hkv, rep](int64_t u) {
+                              const int64_t t = u / Hkv, g = u % Hkv;
+                              return Unit{g, t, t * H + g * rep, 1, rep};
+                            });
   ET_KERNEL_CHECK_MSG(ctx, ok, Internal, out, "sdpa_cached_tokens: parallel_for failed");
   return out;
 }

@@ -44,9 +44,10 @@ def build_kernels(force: bool = False) -> Path:
                            fix="apt-get install -y g++")
     et = _executorch_package()
     sources = kernel_sources()
+    headers = sorted((sources[0].parent).glob("*.h")) if sources else []
     compiler = subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout.splitlines()[:1]
     digest = hashlib.sha256(repr((executorch_version(), compiler, str(et))).encode())
-    for src in sources:
+    for src in sources + headers:
         digest.update(src.name.encode() + b"\0" + src.read_bytes())
     root = cache_root() / "kernels" / digest.hexdigest()[:16]
     lib = root / "libedgeslm_kernels.so"
@@ -55,7 +56,7 @@ def build_kernels(force: bool = False) -> Path:
             return lib
         root.mkdir(parents=True, exist_ok=True)
         tmp = root / f".libedgeslm_kernels.{os.getpid()}.so"
-        cmd = [cxx, "-O3", "-std=c++17", "-shared", "-fPIC", "-fvisibility=hidden",
+        cmd = [cxx, "-O3", "-std=c++17", "-shared", "-fPIC", "-fvisibility=hidden", "-Wno-psabi",
                "-DC10_USING_CUSTOM_GENERATED_MACROS", "-DET_USE_THREADPOOL",
                "-isystem", str(et / "include"),
                "-isystem", str(et / "include/executorch/runtime/core/portable_type/c10"),
