@@ -1,6 +1,6 @@
 """ExecuTorch backend: XNNPACK-delegated .pte for CPUs (host, arm64 phones and boards).
 
-Pipeline: apply the torchao recipe -> attention as the fused edgeslm::sdpa_cached op (sdpa_op.py; kernel
+Pipeline: apply the torchao recipe -> attention as the fused edgeslm::sdpa_cached_tokens op (sdpa_op.py; kernel
 in runtime/kernels) -> lower.lower_to_pte (export, XNNPACK, emit) -> model.pte.
 Apple targets (profile key executorch_delegate = "coreml"): coreml_delegate.lower_coreml_pte instead.
 Python runtime: session.ExecuTorchSession. Native runtime: runtime/executorch (C API).

@@ -11,7 +11,7 @@ import torch
 def _register_kernels(pte: Path) -> None:
     # Quantized bundles use quantized_decomposed::* ops (embedding_byte, ...): their kernels live here.
     import executorch.kernels.quantized  # noqa: F401
-    if _uses_own_ops(pte):                # edgeslm::sdpa_cached: built on first use (runtime/kernels)
+    if _uses_own_ops(pte):                # edgeslm::sdpa_cached(_tokens): built on first use (runtime/kernels)
         from edgeslm.native.kernels import load_kernels
         load_kernels()
 

@@ -7,8 +7,12 @@ Steps of estimate(shape, backend, recipe, target, prefill):
   2. resident weights: what the runtime holds while it runs; XNNPACK repacks linear weights at load,
      TVM's VM copies the constants out of model.so (factors calibrated on this host, see CALIBRATION)
   3. KV cache: layers x 2 x kv_heads x head_dim x context x dtype bytes
-  4. activations: ExecuTorch plans one static arena for a full-context prefill; TVM allocates for the
-     prompt it is given (the `prefill` tokens fit measures with)
+  4. activations: ExecuTorch plans one static arena (prefill chunks of <= 128 tokens since the attention
+     kernel; the formula below was calibrated for whole-context plans and over-counts long contexts);
+     TVM allocates for the prompt it is given (the `prefill` tokens fit measures with)
+  The native ExecuTorch runner maps its arena lazily, so a short prompt leaves most KV slots and plan gaps
+  non-resident: the estimate is the full-context figure (conservative for a budget), the measurement is
+  what fit's prompt touched; their difference is the reported estimate error.
   5. tokenizer: the native runner parses tokenizer.json when it opens the bundle (C++ tokenizer)
   6. runtime: the runner process itself (code, libraries, allocator) as measured for an empty-ish model
 The total is what a device's headline memory figure should read: peak RSS (local, ssh). Under qemu-user the
