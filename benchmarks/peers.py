@@ -1,5 +1,5 @@
 """Side by side against peers on this machine: same model, same prompt ids, same number of greedy tokens
-(EOS ignored), same thread count, each peer in its own process (peak RSS = that child's ru_maxrss).
+(EOS ignored), same thread count, each peer in its own process (peak RSS = that child's VmHWM).
 
 Peers (x bits):
   eager          transformers on the checkpoint, its own KV cache                           fp32
@@ -132,11 +132,15 @@ def build(peer: str, bits: str, ckpt: Path, model: str, ctx: int, threads: int, 
 
 
 def _wait_child(argv: list[str], timeout_s: float, env: dict | None = None) -> tuple[int, str, str, int]:
-    """Run argv as a child -> (returncode, stdout, stderr, its peak RSS in bytes from wait4)."""
+    """Run argv as a child -> (returncode, stdout, stderr, its peak RSS in bytes).
+    Peak RSS = the child's VmHWM sampled while it runs: wait4's ru_maxrss survives execve on Linux, so it
+    starts at this (large, torch-importing) parent's RSS at fork time. ru_maxrss only if never sampled."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env)
         deadline = time.monotonic() + timeout_s
+        hwm = 0
         while True:
+            hwm = max(hwm, _vm_hwm(proc.pid))
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
@@ -150,7 +154,19 @@ def _wait_child(argv: list[str], timeout_s: float, env: dict | None = None) -> t
         out.seek(0)
         err.seek(0)
         code = os.waitstatus_to_exitcode(status) if status != -9 else -9
-        return code, out.read(), err.read(), usage.ru_maxrss * 1024
+        return code, out.read(), err.read(), hwm or usage.ru_maxrss * 1024
+
+
+def _vm_hwm(pid: int) -> int:
+    """VmHWM of a live process in bytes (0 if gone or not Linux)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def run_peer(art: dict, ckpt: Path, ids: dict, args, ctx: int) -> dict:
@@ -173,7 +189,7 @@ def run_peer(art: dict, ckpt: Path, ids: dict, args, ctx: int) -> dict:
             doc = json.loads(out)
             runs[n] = {"ttft_ms": doc["ttft_ms"]["samples"], "decode_tokens_per_s": doc["decode_tokens_per_s"]["samples"],
                        "tokens": doc["generated"], "load_ms": doc["model_load_ms"]}
-            rss = max(rss, peak)
+            rss = max(rss, doc.get("peak_rss_bytes") or peak)   # the runner's own VmHWM, exact
         loads = [r["load_ms"] for r in runs.values() if "load_ms" in r]
         return {"load_s": loads[0] / 1e3 if loads else None, "runs": runs, "peak_rss_bytes": rss}
     job = {"kind": art["kind"], "path": art["path"], "ckpt": str(ckpt), "prompts": ids, "new": args.new_tokens,
