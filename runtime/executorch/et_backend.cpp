@@ -116,7 +116,6 @@ class ExecuTorchBackend final : public Backend {
     install_log_hook();
     g_et_log.clear();
     threads_ = set_threads(threads);
-    Status st0 = Status::Ok();
     ++g_live_models;
     counted_ = true;
 
@@ -124,19 +123,13 @@ class ExecuTorchBackend final : public Backend {
     // InternalConsistency verifies the flatbuffer: a corrupt or truncated file returns an error.
     Error e = module_->load(executorch::runtime::Program::Verification::InternalConsistency);
     if (e != Error::Ok) return et_error(EDGESLM_ERR_LOAD, "cannot load program " + path, e);
-    st0 = plan_memory();
-    if (!st0.ok()) return st0;
+    Status st = plan_memory();          // also sets info_.planned_arena_bytes
+    if (!st.ok()) return st;
     e = module_->load_method("forward", planned_.get());
     if (e != Error::Ok) return et_error(EDGESLM_ERR_LOAD, "cannot load method 'forward'", e);
 
-    Status st = read_metadata();
+    st = read_metadata();
     if (!st.ok()) return st;
-    auto meta = module_->method_meta("forward");
-    if (!meta.ok()) return et_error(EDGESLM_ERR_LOAD, "no method meta for 'forward'", meta.error());
-    for (size_t i = 0; i < meta->num_memory_planned_buffers(); ++i) {
-      auto size = meta->memory_planned_buffer_size(i);
-      if (size.ok()) info_.planned_arena_bytes += *size;
-    }
     tokens_.assign((size_t)chunk_, 0);
     positions_.assign((size_t)chunk_, 0);
     return Status::Ok();
@@ -168,6 +161,7 @@ class ExecuTorchBackend final : public Backend {
       void* p = n == 0 ? nullptr : mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
       if (p == MAP_FAILED) return Status::Error(EDGESLM_ERR_LOAD, "cannot map the planned arena (out of memory)");
       arena_maps_.push_back({p, n});
+      info_.planned_arena_bytes += (int64_t)n;
       arena_spans_.emplace_back(static_cast<uint8_t*>(p), n);
     }
     planned_ = std::make_unique<executorch::runtime::HierarchicalAllocator>(

@@ -45,7 +45,6 @@ using executorch::aten::Tensor;
 using executorch::runtime::Error;
 using executorch::runtime::KernelRuntimeContext;
 
-
 namespace {
 
 // Common checks of both layouts; returns L = max(input_pos) + 1 or 0 after reporting an error.
