@@ -2,7 +2,8 @@
 
 Steps (each reported through `progress`):
   1. export     torch.export with a dynamic prompt length (1..prefill chunk), last-position logits only
-  2. lower      to_edge_transform_and_lower with the XNNPACK partitioner + LLM metadata methods
+  2. lower      to_edge_transform_and_lower with the XNNPACK partitioner + LLM metadata methods (XNNPACK's
+                passes that cannot change a partition skipped: xnnpack_passes.py)
   3. emit       to_executorch: in-place KV cache update (reinplace), quant fusion, memory planning
   4. write      model.pte written atomically; planned arena read from the execution plan
 """
@@ -16,6 +17,7 @@ import torch
 from edgeslm.compilers.base import LowerResult, Unsupported
 from edgeslm.compilers.executorch.metadata import llm_metadata
 from edgeslm.compilers.executorch.report import capture_rejections, summarize
+from edgeslm.compilers.executorch.xnnpack_passes import skip_inapplicable_xnnpack_passes
 from edgeslm.fsutil import write_bytes_atomic
 
 ARTIFACT = "model.pte"
@@ -62,7 +64,7 @@ def lower_to_pte(model, out: Path, progress=None) -> LowerResult:
 
     t0 = time.perf_counter()
     step("lower")
-    with capture_rejections() as reasons:
+    with capture_rejections() as reasons, skip_inapplicable_xnnpack_passes():
         edge = to_edge_transform_and_lower(
             ep,
             partitioner=[XnnpackPartitioner()],

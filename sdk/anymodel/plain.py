@@ -50,7 +50,8 @@ def lower_executorch(ep, out: Path) -> dict:
     from executorch.exir import EdgeCompileConfig, to_edge_transform_and_lower
 
     from edgeslm.compilers.executorch.report import capture_rejections, summarize
-    with capture_rejections() as reasons:
+    from edgeslm.compilers.executorch.xnnpack_passes import skip_inapplicable_xnnpack_passes
+    with capture_rejections() as reasons, skip_inapplicable_xnnpack_passes():
         edge = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()],
                                            compile_config=EdgeCompileConfig(_check_ir_validity=False))
     delegated, fallbacks = summarize(edge.exported_program().graph_module, reasons)
