@@ -7,17 +7,21 @@ This is ExecuTorch's recipe, not edgeslm's: its llama_transformer, its custom SD
 
 Steps of etllama_pte(ckpt, qmode):
   1. HF safetensors -> Meta-layout state dict (q/k rows un-permuted from HF's rotate-half order to the
-     interleaved order ExecuTorch's rope uses; output = tied embedding) -> consolidated.pth (our own file,
-     written here; ExecuTorch loads it with torch.load(mmap=True), weights-only in torch 2.x) + params.json
-  2. LlmConfig(model_class=smollm2, kv cache + custom sdpa, dynamic shape, xnnpack, qmode, embedding 8-bit,
+     interleaved order ExecuTorch's rope uses; output = tied embedding; float32) -> consolidated.pth (our own
+     file, written here; ExecuTorch loads it with torch.load(mmap=True), weights-only in torch 2.x) +
+     params.json, in a scratch folder whose path names no recipe (ExecuTorch reads "int8" / "8da4w" in the
+     checkpoint path as "already quantized")
+  2. LlmConfig(model_class=smollm2, kv cache + custom sdpa, dynamic shape, xnnpack, qmode (8da4w: groups of
+     32; 8da8w: per channel), embedding 8-bit,
      max_seq_length = ctx) -> export_llama -> <out>/model.pte
-  3. cached under .cache/peers/<model>-etllama-<qmode>-<ctx>-<executorch version>-<checkpoint key>
+  3. cached under .cache/peers/<model>-etllama-<qmode>-<ctx>-et<executorch version>-r2-<checkpoint key>
 """
 from __future__ import annotations
 
 import json
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -53,6 +57,8 @@ def hf_to_meta(ckpt: Path) -> tuple[dict, dict]:
             elif hf == "self_attn.k_proj":
                 w = unpermute(w, kv_heads)
             out[f"layers.{i}.{meta}.weight"] = w.contiguous()
+    # float32, as edgeslm's ingest holds them: both recipes quantize from the same float32 weights
+    out = {k: v.float().contiguous() for k, v in out.items()}
     rope = cfg.get("rope_theta") or (cfg.get("rope_parameters") or {}).get("rope_theta", 10000.0)
     params = {"dim": cfg["hidden_size"], "hidden_dim": cfg["intermediate_size"], "n_heads": heads,
               "n_kv_heads": kv_heads, "n_layers": cfg["num_hidden_layers"], "norm_eps": cfg["rms_norm_eps"],
@@ -66,7 +72,8 @@ def etllama_pte(ckpt: Path, model: str, qmode: str, max_seq_len: int,
     """(.pte path, export seconds of the cached export). qmode: 8da4w | 8da8w | fp32."""
     import executorch
     version = getattr(executorch, "__version__", None) or _dist_version("executorch")
-    out = CACHE / f"{model}-etllama-{qmode}-{max_seq_len}-et{version}-{ckpt_key(ckpt)}"
+    # r2: weights outside folders named after the recipe (r1 artifacts were built from mis-read weights)
+    out = CACHE / f"{model}-etllama-{qmode}-{max_seq_len}-et{version}-r2-{ckpt_key(ckpt)}"
     pte = out / "model.pte"
     if pte.is_file():
         return pte, json.loads((out / "export.json").read_text())["export_s"]
@@ -81,14 +88,17 @@ def etllama_pte(ckpt: Path, model: str, qmode: str, max_seq_len: int,
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    # ExecuTorch reads the checkpoint *path*: "int8" or "8da4w" anywhere in it means "already quantized"
+    # (examples/models/llama/model.py), so the weights go to a folder whose name has no recipe in it
+    weights = Path(tempfile.mkdtemp(prefix="etllama-weights-", dir=CACHE))
     sd, params = hf_to_meta(ckpt)
-    torch.save(sd, tmp / "consolidated.pth")
-    (tmp / "params.json").write_text(json.dumps(params))
+    torch.save(sd, weights / "consolidated.pth")
+    (weights / "params.json").write_text(json.dumps(params))
     del sd
     cfg = LlmConfig()
     cfg.base.model_class = ModelType("smollm2")
-    cfg.base.checkpoint = str(tmp / "consolidated.pth")
-    cfg.base.params = str(tmp / "params.json")
+    cfg.base.checkpoint = str(weights / "consolidated.pth")
+    cfg.base.params = str(weights / "params.json")
     cfg.base.metadata = json.dumps({"get_bos_id": 1, "get_eos_ids": [2]})
     cfg.model.use_kv_cache = True
     cfg.model.use_sdpa_with_kv_cache = True      # ExecuTorch's custom SDPA (llama::custom_sdpa)
@@ -101,10 +111,14 @@ def etllama_pte(ckpt: Path, model: str, qmode: str, max_seq_len: int,
     cfg.backend.xnnpack.extended_ops = True
     if qmode != "fp32":
         cfg.quantization.qmode = qmode
-        cfg.quantization.group_size = 32 if qmode == "8da4w" else None
+        # 8da4w: groups of 32 (edgeslm's int4); 8da8w: per channel (group 0; edgeslm's int8; XNNPACK takes
+        # 8-bit weights per channel only: the default group of 128 fails "Only 4b group quantization")
+        cfg.quantization.group_size = 32 if qmode == "8da4w" else 0
         cfg.quantization.embedding_quantize = "8,0"
-    export_llama(cfg)
-    (tmp / "consolidated.pth").unlink()
+    try:
+        export_llama(cfg)
+    finally:
+        shutil.rmtree(weights, ignore_errors=True)
     seconds = time.perf_counter() - t0
     (tmp / "export.json").write_text(json.dumps({"export_s": seconds, "qmode": qmode, "params": params}))
     shutil.rmtree(out, ignore_errors=True)
