@@ -108,7 +108,9 @@ def test_passes_run_where_their_ops_are_and_program_is_identical(tmp_path):
 
 @pytest.mark.parametrize("op_name, kept", [("aten.convolution.default", "Conv1dUnsqueezePass"),
                                            ("aten._native_batch_norm_legit_no_training.default",
-                                            "DecomposeBatchNorm")])
+                                            "DecomposeBatchNorm"),
+                                           ("aten._native_batch_norm_legit_no_training.default",
+                                            "Conv1dUnsqueezePass")])
 def test_applicable_passes_keeps_a_pass_when_its_op_is_present(op_name, kept):
     from executorch.backends.xnnpack._passes import XNNPACKPassManager
 

@@ -6,7 +6,8 @@ rewrite, and the two pattern passes also run a subgraph matcher per pattern. On 
 nothing to act on. A pass is skipped here only when the partition lacks what the pass acts on:
 
   FuseBatchNormPass, DecomposeBatchNorm   no batch-norm op in the partition
-  Conv1dUnsqueezePass                     no convolution
+  Conv1dUnsqueezePass                     no convolution and no batch norm (which DecomposeBatchNorm turns
+                                          into a convolution before this pass runs)
   PReLUReshapePass                        no _prelu_kernel
   FuseActivationPass                      no relu / hardtanh to fuse
   RemoveGetItemPass                       no max_pool2d_with_indices / max.dim
@@ -15,7 +16,8 @@ nothing to act on. A pass is skipped here only when the partition lacks what the
   ConvertToUpsampleBilinear2d,            every pattern it matches has an op the partition lacks (a subgraph
   ConvertToSDPAPass                       match needs every pattern op present)
 
-The other passes always run. Skipping changes no byte of the .pte (tests/test_xnnpack_passes.py compares
+No pass before a skipped one in XNNPACK's order inserts the ops that would make it act (checked for each
+rule). The other passes always run. Skipping changes no byte of the .pte (tests/test_xnnpack_passes.py compares
 programs lowered with and without this).
 """
 from __future__ import annotations
@@ -44,7 +46,7 @@ def _skip_rules() -> dict[str, Callable[[set[str]], bool]]:
     return {
         "FuseBatchNormPass": lacks("batch_norm"),
         "DecomposeBatchNorm": lacks("batch_norm"),
-        "Conv1dUnsqueezePass": lacks("aten.convolution"),
+        "Conv1dUnsqueezePass": lacks("aten.convolution", "batch_norm"),   # DecomposeBatchNorm inserts convs
         "PReLUReshapePass": lacks("_prelu_kernel"),
         "FuseActivationPass": lacks("aten.relu.default", "aten.hardtanh.default"),
         "RemoveGetItemPass": lacks("aten.max_pool2d_with_indices.default", "aten.max.dim"),
