@@ -98,10 +98,11 @@ def summarize(rows: list[dict], ckpt: Path, bw_gbps: float) -> list[dict]:
     for s in out:
         if s["status"] != "ok":
             continue
-        ref = next((x for x in out if x["peer"] == "llamacpp" and x["bits"] == REF_BITS[s["bits"]]
-                    and x["len"] == s["len"] and x["status"] == "ok"), None)
-        s["decode_vs_llamacpp"] = s["decode_mean"] / ref["decode_mean"] if ref else None
-        s["ttft_vs_llamacpp"] = ref["ttft_mean"] / s["ttft_mean"] if ref else None
+        for peer in ("llamacpp", "etllama"):      # > 1: faster than that peer at the same bits and prompt
+            ref = next((x for x in out if x["peer"] == peer and x["bits"] == REF_BITS[s["bits"]]
+                        and x["len"] == s["len"] and x["status"] == "ok"), None)
+            s[f"decode_vs_{peer}"] = s["decode_mean"] / ref["decode_mean"] if ref else None
+            s[f"ttft_vs_{peer}"] = ref["ttft_mean"] / s["ttft_mean"] if ref else None
     return out
 
 
@@ -116,20 +117,23 @@ def markdown(summary: list[dict], meta: dict) -> str:
              f"**Contended numbers**: shared 2-core machine, load average {meta['loadavg_start']} at start, "
              f"{meta['loadavg_end']} at end. Memory bandwidth (STREAM-like triad, best): {bw:.1f} GB/s "
              f"(all runs: {', '.join(f'{b:.1f}' for b in meta['bandwidth_all_gbps'])}). "
-             "Ratios are against llama.cpp at matched bits (> 1: faster than llama.cpp). "
+             "Ratios are against llama.cpp and ExecuTorch's own runner (etllama) at matched bits and prompt "
+             "(> 1: faster than that peer; decode / TTFT). "
              "`bound` = bandwidth / weight bytes read per token; `agree` = leading greedy tokens equal to eager fp32.", "",
-             "| peer | bits | prompt | decode tok/s | x llama.cpp | TTFT ms | x llama.cpp | of bound | agree | "
-             "file MB | export s | peak RSS MB |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| peer | bits | prompt | decode tok/s | x llama.cpp | TTFT ms | x llama.cpp | x ET runner | of bound | "
+             "agree | file MB | export s | peak RSS MB |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s in summary:
         if s["status"] != "ok":
-            lines.append(f"| {s['peer']} | {s['bits']} | {s['len'] or '—'} | {s['status']}: {s['reason']} | | | | | | | | |")
+            lines.append(f"| {s['peer']} | {s['bits']} | {s['len'] or '—'} | {s['status']}: {s['reason']} | | | | | | | | | |")
             continue
         frac = f"{s['frac_bound']:.0%}" + (" (fits L3)" if s["fits_l3"] else "")
         agree = f"{s['agree']}/{s['new']}" if s["agree"] is not None else "—"
+        et = "—" if s.get("decode_vs_etllama") is None else \
+            f"{s['decode_vs_etllama']:.2f} / {s['ttft_vs_etllama']:.2f}"
         lines.append(f"| {s['peer']} | {s['bits']} | {s['len']} | {s['decode_mean']:.1f} ± {s['decode_std']:.1f} | "
                      f"{_f(s['decode_vs_llamacpp'], '.2f')} | {s['ttft_mean']:.1f} ± {s['ttft_std']:.1f} | "
-                     f"{_f(s['ttft_vs_llamacpp'], '.2f')} | {frac} | {agree} | {s['file_mb']:.1f} | "
+                     f"{_f(s['ttft_vs_llamacpp'], '.2f')} | {et} | {frac} | {agree} | {s['file_mb']:.1f} | "
                      f"{_f(s['export_s'], '.0f')} | {s['rss_mb']:.0f} |")
     lines += ["", "Notes per peer:"]
     for note in meta["notes"]:
