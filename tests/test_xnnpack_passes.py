@@ -1,4 +1,5 @@
-"""Skipping XNNPACK passes that cannot change a partition must not change the program (xnnpack_passes.py)."""
+"""Lowering-time shortcuts must not change the program: XNNPACK passes skipped where they cannot act
+(xnnpack_passes.py) and the partitioner without a support filter (fast_partitioner.py)."""
 from __future__ import annotations
 
 import contextlib
@@ -12,15 +13,21 @@ from edgeslm.compilers.executorch.xnnpack_passes import applicable_passes, skip_
 
 
 @contextlib.contextmanager
-def _all_passes():
-    """Stock behaviour: every XNNPACK pass on every partition."""
+def _stock_lowering():
+    """ExecuTorch's own behaviour: every XNNPACK pass on every partition, XnnpackPartitioner as shipped."""
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+
+    import edgeslm.compilers.executorch.fast_partitioner as partitioner_module
     import edgeslm.compilers.executorch.xnnpack_passes as passes_module
-    applicable = passes_module.applicable_passes
+    applicable, unfiltered = passes_module.applicable_passes, partitioner_module._unfiltered_partitioner
     passes_module.applicable_passes = lambda passes, graph: list(passes)
+    partitioner_module._unfiltered_partitioner = XnnpackPartitioner      # its `kept` stays empty
+    XnnpackPartitioner.kept = []
     try:
         yield
     finally:
-        passes_module.applicable_passes = applicable
+        passes_module.applicable_passes, partitioner_module._unfiltered_partitioner = applicable, unfiltered
+        del XnnpackPartitioner.kept
 
 
 def _digest(lower) -> str:
@@ -58,9 +65,9 @@ def test_decoder_program_is_byte_identical_and_fewer_passes_run(tiny_checkpoint,
         lower_to_pte(model, tmp_path)
         return (tmp_path / "model.pte").read_bytes()
 
-    with _all_passes():
+    with _stock_lowering():
         stock = _digest(lower)
-    digest, ran = _lower_recording_passes(lower)      # lower_to_pte skips inapplicable passes itself
+    digest, ran = _lower_recording_passes(lower)      # lower_to_pte takes both shortcuts itself
     assert digest == stock
     assert ran and all("ConvertToSDPAPass" not in r and "FuseBatchNormPass" not in r for r in ran)
     assert all("ConvertToLinearPass" in r for r in ran)
@@ -99,7 +106,7 @@ def test_passes_run_where_their_ops_are_and_program_is_identical(tmp_path):
         lower_executorch(ep, tmp_path)
         return (tmp_path / "model.pte").read_bytes()
 
-    with _all_passes():
+    with _stock_lowering():
         stock = _digest(lower)
     digest, ran = _lower_recording_passes(lower)
     assert digest == stock
@@ -127,3 +134,33 @@ def test_applicable_passes_keeps_a_pass_when_its_op_is_present(op_name, kept):
     assert kept in [p.__name__ for p in applicable_passes(all_passes, Graph())]
     assert kept not in [p.__name__ for p in applicable_passes(all_passes, NoOps())]
     assert len(applicable_passes(all_passes, NoOps())) < len(all_passes)
+
+
+class ComputedWeight(nn.Module):
+    """A linear XNNPACK refuses (its weight is computed at run time) next to one it takes."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(8, 8)
+
+    def forward(self, x, w):                                   # x [2, 8], w [8, 8]
+        return self.proj(x) + nn.functional.linear(x, w * 2.0)
+
+
+def test_unfiltered_partitioner_falls_back_when_a_kept_linear_is_refused():
+    from executorch.exir import EdgeCompileConfig, to_edge_transform_and_lower
+    from executorch.runtime import Runtime
+
+    from edgeslm.compilers.executorch.fast_partitioner import _unfiltered_partitioner, lower_with_xnnpack
+
+    torch.manual_seed(0)
+    model = ComputedWeight().eval()
+    example = (torch.randn(2, 8), torch.randn(8, 8))
+    config = EdgeCompileConfig(_check_ir_validity=False)
+    with pytest.raises(RuntimeError, match="was not decomposed or delegated"):   # the shortcut alone fails
+        to_edge_transform_and_lower(torch.export.export(model, example, strict=False),
+                                    partitioner=[_unfiltered_partitioner()], compile_config=config)
+    edge = lower_with_xnnpack(lambda: torch.export.export(model, example, strict=False), compile_config=config)
+    method = Runtime.get().load_program(edge.to_executorch().buffer).load_method("forward")
+    got = method.execute(list(example))[0]
+    assert torch.allclose(got, model(*example), atol=1e-5)

@@ -2,8 +2,9 @@
 
 Steps (each reported through `progress`):
   1. export     torch.export with a dynamic prompt length (1..prefill chunk), last-position logits only
-  2. lower      to_edge_transform_and_lower with the XNNPACK partitioner + LLM metadata methods (XNNPACK's
-                passes that cannot change a partition skipped: xnnpack_passes.py)
+  2. lower      to_edge_transform_and_lower with the XNNPACK partitioner + LLM metadata methods (one
+                decomposition fewer: fast_partitioner.py; XNNPACK's passes that cannot change a partition
+                skipped: xnnpack_passes.py)
   3. emit       to_executorch: in-place KV cache update (reinplace), quant fusion, memory planning
   4. write      model.pte written atomically; planned arena read from the execution plan
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 import torch
 
 from edgeslm.compilers.base import LowerResult, Unsupported
+from edgeslm.compilers.executorch.fast_partitioner import lower_with_xnnpack
 from edgeslm.compilers.executorch.metadata import llm_metadata
 from edgeslm.compilers.executorch.report import capture_rejections, summarize
 from edgeslm.compilers.executorch.xnnpack_passes import skip_inapplicable_xnnpack_passes
@@ -49,8 +51,7 @@ def export_decoder(model, max_tokens: int | None = None) -> torch.export.Exporte
 
 
 def lower_to_pte(model, out: Path, progress=None) -> LowerResult:
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-    from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig, to_edge_transform_and_lower
+    from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig
     from executorch.exir.passes import MemoryPlanningPass
 
     step = progress or (lambda name: None)
@@ -64,10 +65,10 @@ def lower_to_pte(model, out: Path, progress=None) -> LowerResult:
 
     t0 = time.perf_counter()
     step("lower")
+    exported = iter([ep])                 # a fallback lowering re-exports (lowering may change the program)
     with capture_rejections() as reasons, skip_inapplicable_xnnpack_passes():
-        edge = to_edge_transform_and_lower(
-            ep,
-            partitioner=[XnnpackPartitioner()],
+        edge = lower_with_xnnpack(
+            lambda: next(exported, None) or export_decoder(model, chunk),
             compile_config=EdgeCompileConfig(_check_ir_validity=False),
             constant_methods=llm_metadata(model, chunk),
         )
