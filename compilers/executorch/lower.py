@@ -65,10 +65,11 @@ def lower_to_pte(model, out: Path, progress=None) -> LowerResult:
 
     t0 = time.perf_counter()
     step("lower")
-    exported = iter([ep])                 # a fallback lowering re-exports (lowering may change the program)
+    programs = [ep]                       # the first lowering takes this one; a fallback re-exports (lowering
+                                          # may change the program it was given)
     with capture_rejections() as reasons, skip_inapplicable_xnnpack_passes():
         edge = lower_with_xnnpack(
-            lambda: next(exported, None) or export_decoder(model, chunk),
+            lambda: programs.pop() if programs else export_decoder(model, chunk),
             compile_config=EdgeCompileConfig(_check_ir_validity=False),
             constant_methods=llm_metadata(model, chunk),
         )
