@@ -1,12 +1,14 @@
 """ExecuTorch backend: XNNPACK-delegated .pte for CPUs (host, arm64 phones and boards).
 
-Pipeline: apply the torchao recipe -> attention as the fused edgeslm::sdpa_cached_tokens op (sdpa_op.py; kernel
-in runtime/kernels) -> lower.lower_to_pte (export, XNNPACK, emit) -> model.pte.
+Pipeline: quantize (8da4w group 32 / 8da8w linears: edgeslm's own linear_q4/q8 kernels, qlinear_op.py; other
+schemes and embeddings: torchao) -> attention as the fused edgeslm::sdpa_cached_tokens op (sdpa_op.py) -> lower.
+lower_to_pte (export, XNNPACK for the rest, emit) -> model.pte. Kernels: runtime/kernels.
 Apple targets (profile key executorch_delegate = "coreml"): coreml_delegate.lower_coreml_pte instead.
 Python runtime: session.ExecuTorchSession. Native runtime: runtime/executorch (C API).
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from edgeslm.compilers.base import LowerResult, Unsupported, register
@@ -21,10 +23,12 @@ class ExecuTorchCompiler:
     def supports(self, target) -> bool:
         return target.kind == "cpu" and self.name in target.backends
 
-    def lower(self, model, target, recipe, out: Path, *, progress=None, sdpa_op: bool = True) -> LowerResult:
-        """sdpa_op=False keeps attention as XNNPACK bmms over the whole cache (the pre-kernel baseline;
-        a .pte that any stock ExecuTorch runtime can run)."""
+    def lower(self, model, target, recipe, out: Path, *, progress=None, sdpa_op: bool = True,
+              qlinear: bool = True) -> LowerResult:
+        """sdpa_op=False keeps attention as XNNPACK bmms over the whole cache; qlinear=False quantizes
+        linears with torchao for XNNPACK's GEMMs (both False: a .pte any stock ExecuTorch runtime runs)."""
         from edgeslm.compilers.executorch.lower import lower_to_pte
+        from edgeslm.compilers.executorch.qlinear_op import qlinear_bits, use_qlinear
         from edgeslm.quant import apply_recipe
 
         if not self.supports(target):
@@ -39,7 +43,12 @@ class ExecuTorchCompiler:
                               fix="choose fp32, int8 or int4 (fp16 only on Apple targets' Core ML delegate)")
         if progress:
             progress("quantize")
-        apply_recipe(model, recipe)
+        bits = qlinear_bits(recipe.linear) if qlinear else None
+        if bits:
+            apply_recipe(model, dataclasses.replace(recipe, linear=None))   # embeddings (torchao)
+            use_qlinear(model, bits)
+        else:
+            apply_recipe(model, recipe)
         if sdpa_op:
             from edgeslm.compilers.executorch.sdpa_op import use_sdpa_op
             use_sdpa_op(model)

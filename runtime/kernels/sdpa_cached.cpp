@@ -22,9 +22,7 @@
 //   mask [>= T, S]  row t = additive mask of token t (the tiled [rep*T, S] mask's first T rows)
 //   out [1, T, H*D]
 //
-// Registered once per process into ExecuTorch's kernel registry, from libedgeslm.so (native runner) or
-// from the small libedgeslm_kernels.so the Python runtime loads (sdk/native/kernels.py); a second copy
-// in the same process sees the op registered and stays quiet (ExecuTorch aborts on re-registration).
+// Registered once per process (register_once.h).
 #include <executorch/extension/kernel_util/make_boxed_from_unboxed_functor.h>
 #include <executorch/runtime/kernel/kernel_includes.h>
 #include <executorch/runtime/kernel/thread_parallel_interface.h>
@@ -37,6 +35,7 @@
 #include <vector>
 
 #include "attend_row.h"
+#include "register_once.h"
 
 namespace edgeslm_kernels {
 
@@ -74,13 +73,13 @@ struct Unit {
 };
 
 // Runs attend_rows over units [0, units) (unit_of(u) -> Unit), at most kMaxRows rows per call.
-// Small calls (a decode step: below ~256K multiply-adds) run on the calling thread: waking the pool
-// costs more than the work.
+// Small calls (below ~64K multiply-adds: a decode step over a short context) run on the calling thread:
+// waking the pool costs more than the work.
 template <typename UnitOf>
 bool run_units(int64_t units, int64_t rows_per_unit, int64_t L, int64_t D, int64_t S, const float* qp,
                const float* kp, const float* vp, const float* mp, float cap, float* op, UnitOf unit_of) {
   const int64_t per_unit = std::max<int64_t>(1, 2 * L * D * rows_per_unit);
-  const int64_t grain = std::max<int64_t>(1, (256 * 1024) / per_unit);
+  const int64_t grain = std::max<int64_t>(1, (64 * 1024) / per_unit);
   auto work = [&](int64_t begin, int64_t end) {
     std::vector<float> scratch(static_cast<size_t>(kMaxRows * L));
     for (int64_t u = begin; u < end; ++u) {
@@ -153,29 +152,20 @@ Tensor& sdpa_cached_tokens_out(KernelRuntimeContext& ctx, const Tensor& q, const
 }
 
 namespace {
-// Register unless another copy of this file already did (see the header comment).
-bool already_registered(const char* name) {
-  // Scan the table instead of registry_has_op_function, which logs "kernel not found" when absent.
-  for (const auto& kernel : executorch::runtime::get_registered_kernels()) {
-    if (kernel.name_ != nullptr && std::strcmp(kernel.name_, name) == 0) return true;
-  }
-  return false;
-}
 constexpr char kGrouped[] = "edgeslm::sdpa_cached.out";
 constexpr char kTokens[] = "edgeslm::sdpa_cached_tokens.out";
-const bool kRegistered = [] {
-  if (already_registered(kGrouped)) return true;
-  static const executorch::runtime::Kernel kernels[] = {
-      executorch::extension::make_boxed_kernel(kGrouped, EXECUTORCH_FN(sdpa_cached_out, kGrouped)),
-      executorch::extension::make_boxed_kernel(kTokens, EXECUTORCH_FN(sdpa_cached_tokens_out, kTokens)),
-  };
-  return executorch::runtime::register_kernels({kernels, 2}) == Error::Ok;
-}();
+const executorch::runtime::Kernel kSdpaKernels[] = {
+    executorch::extension::make_boxed_kernel(kGrouped, EXECUTORCH_FN(sdpa_cached_out, kGrouped)),
+    executorch::extension::make_boxed_kernel(kTokens, EXECUTORCH_FN(sdpa_cached_tokens_out, kTokens)),
+};
+const bool kRegistered = register_once(kSdpaKernels);
 }  // namespace
+
+bool qlinear_registered();   // qlinear.cpp
 
 }  // namespace edgeslm_kernels
 
 // A C symbol to check from outside (ctypes) that the library loaded and registered the kernel.
 extern "C" __attribute__((visibility("default"))) int edgeslm_kernels_registered(void) {
-  return edgeslm_kernels::kRegistered ? 1 : 0;
+  return edgeslm_kernels::kRegistered && edgeslm_kernels::qlinear_registered() ? 1 : 0;
 }

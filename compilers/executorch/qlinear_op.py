@@ -1,0 +1,183 @@
+"""edgeslm::linear_q4 / linear_q8: quantized linears with edgeslm's own kernels instead of XNNPACK's.
+
+Why: XNNPACK's QD8 x QB4W GEMM on AVX2 moves ~5 GB/s of int4 weights per core (it sign-extends every
+weight to 16 bits and scales every 32-weight group per 4 columns), so a decode step of a 135M model is
+compute-bound. The kernel in runtime/kernels/qlinear.h sums a whole group of 8 columns in 16-bit lanes
+(AVX2 maddubs; SDOT on arm64) and streams ~2x the bytes per core (benchmarks in the README).
+
+Math (the eager implementations below are the reference the kernel is tested against):
+  activations, per group of 32 inputs of a row (llama.cpp's Q8_0 blocks):
+               q = clamp(round(x * (127 / max|x_g|)), -127, 127), x_scale_g = max|x_g| / 127
+  int4 weights: symmetric per group of 32 inputs, w = clamp(round(W / s), -8, 7), s = max|W| / 7.5 (float16)
+  int8 weights: symmetric per output channel, w = round(W / s) in [-127, 127], s = max|W| / 127
+  y = sum_k x_scale_g(k) * q[k] * s * w[k]   (+ bias, a separate add)
+int4 weights are torchao's 8da4w integers and scales (float16 here); int8 weights give up torchao's -128
+(the AVX2 loop negates weights by the activation's sign, and -(-128) does not fit). Activations are
+quantized symmetrically per group of 32 (torchao's: asymmetric per token); in_features % 32 == 0.
+
+Packed layouts (8 output columns per block, N padded to Np): see runtime/kernels/qlinear.h.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+Q4_GROUP = 32
+COLS = 8
+
+_lib = torch.library.Library("edgeslm", "FRAGMENT")
+for _name in ("linear_q4", "linear_q8"):
+    _lib.define(f"{_name}(Tensor x, Tensor w, Tensor s, int n) -> Tensor")
+    _lib.define(f"{_name}.out(Tensor x, Tensor w, Tensor s, int n, *, Tensor(a!) out) -> Tensor(a!)")
+
+
+# ---- packing: float weight [N, K] -> kernel layout ----
+
+def _padded(n: int) -> int:
+    return (n + COLS - 1) // COLS * COLS
+
+
+def pack_q4(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """[N, K] float (K % 32 == 0) -> w4 uint8 [Np/8, K/32, 128], s4 float16 [Np/8, K/32, 8]."""
+    n, k = weight.shape
+    g = k // Q4_GROUP
+    wg = weight.detach().float().reshape(n, g, Q4_GROUP)
+    scale = wg.abs().amax(-1) / 7.5                                                # [N, G], torchao's
+    divisor = torch.where(scale == 0, torch.ones_like(scale), scale)
+    u = (torch.clamp(torch.round(wg * (1.0 / divisor[..., None])), -8, 7) + 8).to(torch.uint8)   # [N, G, 32]
+    scale = scale.clamp(max=65504.0).half()                                        # stored as float16
+    np_ = _padded(n)
+    u = torch.cat([u, torch.full((np_ - n, g, Q4_GROUP), 8, dtype=torch.uint8)])
+    scale = torch.cat([scale, torch.zeros(np_ - n, g, dtype=torch.float16)])
+    # u[8b + c, g, 8p + 4h + i] -> [b, g, p, c, i, h]; h = 0 low nibble, 1 high nibble
+    u = u.reshape(np_ // COLS, COLS, g, 4, 2, 4).permute(0, 2, 3, 1, 5, 4)
+    w4 = (u[..., 0] | (u[..., 1] << 4)).reshape(np_ // COLS, g, 128).contiguous()
+    s4 = scale.reshape(np_ // COLS, COLS, g).permute(0, 2, 1).contiguous()
+    return w4, s4
+
+
+def pack_q8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """[N, K] float (K % 32 == 0) -> w8 int8 [Np/8, K/4, 32] in [-127, 127], s8 float32 [Np]."""
+    n, k = weight.shape
+    w = weight.detach().float()
+    scale = w.abs().amax(-1) / 127.0                                              # [N]
+    divisor = torch.where(scale == 0, torch.ones_like(scale), scale)
+    q = torch.clamp(torch.round(w * (1.0 / divisor[:, None])), -127, 127).to(torch.int8)
+    np_ = _padded(n)
+    q = torch.cat([q, torch.zeros(np_ - n, k, dtype=torch.int8)])
+    scale = torch.cat([scale, torch.zeros(np_ - n)])
+    w8 = q.reshape(np_ // COLS, COLS, k // 4, 4).permute(0, 2, 1, 3).reshape(np_ // COLS, k // 4, 32)
+    return w8.contiguous(), scale.contiguous()
+
+
+def unpack_q4(w4: torch.Tensor, s4: torch.Tensor, n: int) -> torch.Tensor:
+    """Packed int4 -> dequantized float64 weight [n, K]."""
+    blocks, g, _ = w4.shape
+    lo, hi = (w4 & 0x0F).to(torch.int64), (w4 >> 4).to(torch.int64)
+    u = torch.stack([lo, hi], -1).reshape(blocks, g, 4, COLS, 4, 2)              # [b, g, p, c, i, h]
+    w = u.permute(0, 3, 1, 2, 5, 4).reshape(blocks * COLS, g * Q4_GROUP) - 8      # [Np, K]
+    s = s4.double().permute(0, 2, 1).reshape(blocks * COLS, g)                    # [Np, G]
+    return (w.double() * s.repeat_interleave(Q4_GROUP, 1))[:n]
+
+
+def unpack_q8(w8: torch.Tensor, s8: torch.Tensor, n: int) -> torch.Tensor:
+    """Packed int8 -> dequantized float64 weight [n, K]."""
+    blocks, steps, _ = w8.shape
+    w = w8.reshape(blocks, steps, COLS, 4).permute(0, 2, 1, 3).reshape(blocks * COLS, steps * 4)
+    return (w.double() * s8.double()[:, None])[:n]
+
+
+# ---- reference math (eager) ----
+
+def quantize_activations(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """[R, K] float32 (K % 32 == 0) -> q [R, K/32, 32] (integers in float32), x_scale [R, K/32, 1]; the
+    kernel's float32 steps."""
+    xg = x.reshape(x.shape[0], -1, Q4_GROUP)
+    amax = xg.abs().amax(-1, keepdim=True)
+    nonzero = amax > 0
+    inv = torch.where(nonzero, torch.tensor(127.0) / amax, torch.zeros_like(amax))
+    q = torch.clamp(torch.round(xg * inv), -127, 127)
+    return q, torch.where(nonzero, amax / 127.0, torch.ones_like(amax))
+
+
+def _reference(x: torch.Tensor, weight: torch.Tensor, n: int) -> torch.Tensor:
+    k = x.shape[-1]
+    q, xs = quantize_activations(x.reshape(-1, k).float())
+    y = (q.double() * xs.double()).reshape(-1, k) @ weight.T                       # [R, n] (float64: exact inputs)
+    return y.float().reshape(*x.shape[:-1], n)
+
+
+def linear_q4_reference(x, w, s, n: int) -> torch.Tensor:
+    return _reference(x, unpack_q4(w, s, n), n)
+
+
+def linear_q8_reference(x, w, s, n: int) -> torch.Tensor:
+    return _reference(x, unpack_q8(w, s, n), n)
+
+
+def _out_variant(fn):
+    def out_fn(x, w, s, n, *, out):
+        result = fn(x, w, s, n)
+        out.resize_(result.shape).copy_(result)
+        return out
+    return out_fn
+
+
+def _fake(x, w, s, n):
+    return x.new_empty(*x.shape[:-1], n)
+
+
+for _name, _fn in (("linear_q4", linear_q4_reference), ("linear_q8", linear_q8_reference)):
+    _lib.impl(_name, _fn, "CompositeExplicitAutograd")
+    _lib.impl(f"{_name}.out", _out_variant(_fn), "CompositeExplicitAutograd")
+    torch.library.register_fake(f"edgeslm::{_name}", _fake, lib=_lib)
+
+
+# ---- modules ----
+
+class QuantLinear(nn.Module):
+    """nn.Linear with packed int4/int8 weights, run by edgeslm::linear_q4/q8. x [..., K] -> [..., N]."""
+
+    def __init__(self, linear: nn.Linear, bits: int):
+        super().__init__()
+        self.bits, self.in_features, self.out_features = bits, linear.in_features, linear.out_features
+        w, s = (pack_q4 if bits == 4 else pack_q8)(linear.weight)
+        self.register_buffer("w", w)
+        self.register_buffer("s", s)
+        bias = linear.bias.detach().float().clone() if linear.bias is not None else None
+        self.register_buffer("bias", bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        op = torch.ops.edgeslm.linear_q4 if self.bits == 4 else torch.ops.edgeslm.linear_q8
+        y = op(x, self.w, self.s, self.out_features)
+        return y if self.bias is None else y + self.bias
+
+
+def qlinear_bits(linear_spec: dict | None) -> int | None:
+    """The recipe's linear scheme when these kernels implement it exactly (8da4w group 32, 8da8w
+    per-channel), else None (torchao + XNNPACK then)."""
+    if not linear_spec or linear_spec.get("activations") != "int8_dynamic":
+        return None
+    if linear_spec.get("scheme", "affine") != "affine":
+        return None
+    bits, group = linear_spec.get("weight_bits"), linear_spec.get("group_size")
+    if bits == 4 and group == Q4_GROUP:
+        return 4
+    if bits == 8 and group is None:
+        return 8
+    return None
+
+
+def _fits(linear: nn.Linear, bits: int) -> bool:
+    return linear.in_features % Q4_GROUP == 0 and linear.weight.dtype == torch.float32
+
+
+def use_qlinear(model: nn.Module, bits: int) -> int:
+    """Replace every float32 nn.Linear whose shape the kernel takes with a QuantLinear; returns how many.
+    Others stay float (the compiler reports them)."""
+    swaps = [(name, mod) for name, mod in model.named_modules() if type(mod) is nn.Linear and _fits(mod, bits)]
+    for name, mod in swaps:
+        parent_name, _, attr = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, attr, QuantLinear(mod, bits))
+    return len(swaps)

@@ -1,0 +1,120 @@
+"""edgeslm::linear_q4 / linear_q8 (compilers/executorch/qlinear_op.py, runtime/kernels/qlinear.*):
+packing, the ExecuTorch kernel against the reference math, the loops on x86-64 and arm64."""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from edgeslm.compilers.executorch import qlinear_op as Q
+
+
+@pytest.mark.parametrize("n,k", [(64, 96), (13, 32), (200, 576)])
+def test_int4_packing_is_torchaos_8da4w_weights(n, k):
+    """The packed integers and scales dequantize to torchao's 8da4w weights (float16 scales: ~1e-3)."""
+    from torchao.quantization import Int8DynamicActivationIntxWeightConfig, quantize_
+    from torchao.quantization.granularity import PerGroup
+
+    torch.manual_seed(n)
+    lin = nn.Linear(k, n, bias=False)
+    ours = Q.unpack_q4(*Q.pack_q4(lin.weight), n)
+    ref = nn.Sequential(nn.Linear(k, n, bias=False))
+    ref[0].weight.data.copy_(lin.weight.data)
+    quantize_(ref, Int8DynamicActivationIntxWeightConfig(weight_dtype=torch.int4, weight_granularity=PerGroup(32)))
+    theirs = ref[0].weight.dequantize().double()
+    assert ours.shape == (n, k)
+    step = lin.weight.detach().double().abs().reshape(n, -1, 32).amax(-1).repeat_interleave(32, 1) / 7.5
+    # same integers (one level off would be a whole step); float16 scales: |w| <= 8 levels x 2^-11 relative
+    assert ((ours - theirs).abs() <= 4.5e-3 * step + 1e-12).all()
+    assert ((ours - lin.weight.detach().double()).abs() <= step * (0.5 + 4.5e-3) + 1e-9).all()
+
+
+def test_int8_packing_round_trip():
+    torch.manual_seed(1)
+    w = torch.randn(21, 64)
+    w[3] = 0.0                                                       # an all-zero channel
+    w8, s8 = Q.pack_q8(w)
+    assert w8.shape == (3, 16, 32) and w8.dtype == torch.int8 and s8.shape == (24,)
+    assert int(w8.min()) >= -127 and int(w8.max()) <= 127
+    back = Q.unpack_q8(w8, s8, 21)
+    step = (w.abs().amax(-1, keepdim=True) / 127).double()
+    assert ((back - w.double()).abs() <= step * 0.5 + 1e-7).all()
+    assert (back[3] == 0).all()
+
+
+def test_module_rejects_nothing_it_cannot_pack():
+    model = nn.Sequential(nn.Linear(64, 10), nn.Linear(10, 7), nn.Linear(64, 8).double())
+    assert Q.use_qlinear(model, 8) == 1                              # in_features 10: no groups of 32; double: no
+    assert isinstance(model[0], Q.QuantLinear) and type(model[1]) is nn.Linear
+    assert Q.qlinear_bits({"activations": "int8_dynamic", "weight_bits": 4, "group_size": 32}) == 4
+    assert Q.qlinear_bits({"activations": "int8_dynamic", "weight_bits": 4, "group_size": 64}) is None
+    assert Q.qlinear_bits({"activations": "int8_dynamic", "weight_bits": 8, "group_size": None}) == 8
+    assert Q.qlinear_bits({"activations": "none", "weight_bits": 8, "group_size": None}) is None
+
+
+def _export_linear(module: nn.Module, k: int, out: Path) -> Path:
+    from executorch.exir import EdgeCompileConfig, to_edge_transform_and_lower
+
+    rows = torch.export.Dim("rows", min=1, max=64)
+    ep = torch.export.export(module.eval(), (torch.randn(1, 5, k),), dynamic_shapes=({1: rows},), strict=False)
+    program = to_edge_transform_and_lower(ep, compile_config=EdgeCompileConfig(_check_ir_validity=False))
+    out.write_bytes(program.to_executorch().buffer)
+    return out
+
+
+@pytest.mark.parametrize("bits,n,k", [(4, 13, 576), (4, 200, 1536), (8, 13, 32), (8, 200, 576)])
+def test_kernel_matches_reference_math(tmp_path, bits, n, k):
+    """The .pte's kernel (Python runtime, libedgeslm_kernels.so) against the op's eager reference: 1-64 rows
+    (the 4-row passes and their tails, decode and prefill), a zero row, bias, N not a multiple of 8;
+    activations with a few large outliers (the per-group scales keep the rest of the row fine)."""
+    from executorch.runtime import Runtime
+
+    from edgeslm.native.kernels import load_kernels
+
+    torch.manual_seed(bits * 1000 + n)
+    linear = nn.Linear(k, n, bias=True)
+    module = nn.Sequential(Q.QuantLinear(linear, bits))
+    pte = _export_linear(module, k, tmp_path / "q.pte")
+    load_kernels()
+    method = Runtime.get().load_program(pte).load_method("forward")
+    for rows in (1, 3, 4, 5, 9, 64):
+        x = torch.randn(1, rows, k) * 3
+        if rows == 3:
+            x[0, 1] = 0.0
+        if rows == 5:
+            x[0, :, 7] = 200.0
+        got = method.execute([x])[0]
+        want = module(x)
+        assert got.shape == (1, rows, n)
+        scale = float(want.abs().max())
+        assert float((got - want).abs().max()) <= 1e-5 * scale, rows
+        # and the quantized result is close to the float linear (a sanity bound, not the test's point)
+        assert float((want - linear(x)).abs().max()) <= 0.2 * float(linear(x).abs().max())
+
+
+@pytest.mark.parametrize("device", ["host", "qemu-aarch64"])
+def test_qlinear_loops_against_double_reference(device):
+    """runtime/tests/test_qlinear.cpp: AVX2 (x86-64) / SDOT (arm64, qemu cortex-a76) and portable loops
+    (also on a cortex-a53, which has no SDOT) against a double reference."""
+    from edgeslm.native.build import build_runner
+    from edgeslm.native.run import run_qemu
+    from tests.native_helpers import require_qemu
+
+    if device != "host":
+        require_qemu()
+    deploy = build_runner("host" if device == "host" else "linux-arm64", progress=False)
+    exe = Path(json.loads((deploy / "build-info.json").read_text())["build_dir"]) / "test_qlinear"
+    if device == "host":
+        runs = [subprocess.run([str(exe)], capture_output=True, text=True, timeout=300)]
+        flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+        paths = ["taken" if all(f" {f}" in flags for f in ("avx2", "fma", "f16c")) else "not available"]
+    else:
+        runs = [run_qemu([str(exe)], timeout_s=600), run_qemu([str(exe)], timeout_s=600, cpu="cortex-a53")]
+        paths = ["taken", "not available"]
+    for proc, path in zip(runs, paths):
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "all checks passed" in proc.stdout and f"simd path {path}" in proc.stdout, proc.stdout
