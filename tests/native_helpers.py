@@ -110,7 +110,8 @@ def llama_bundle(cache: Path, quant: str, max_seq_len: int = 96) -> Path:
 
 def eager_greedy(bundle: Path, steps: int) -> list[int]:
     """Greedy tokens of the eager PyTorch decoder for the bundle's first accuracy prompt, with the
-    bundle's quantization recipe applied eagerly (torchao), re-running the whole sequence each step."""
+    bundle's quantization recipe applied eagerly as its backend does (ExecuTorch: edgeslm's QuantLinear
+    for the linears; otherwise torchao), re-running the whole sequence each step."""
     from edgeslm import accuracy
     from edgeslm.ingest import load_checkpoint
     from edgeslm.quant import load_recipe
@@ -118,7 +119,11 @@ def eager_greedy(bundle: Path, steps: int) -> list[int]:
 
     manifest = json.loads((Path(bundle) / "manifest.json").read_text())
     model = load_checkpoint(manifest["model"]["source"], max_seq_len=manifest["model"]["max_seq_len"]).model
-    apply_recipe(model, load_recipe(manifest["quant"]["name"]))
+    if manifest["backend"] == "executorch":
+        from edgeslm.compilers.executorch import quantize
+        quantize(model, load_recipe(manifest["quant"]["name"]))
+    else:
+        apply_recipe(model, load_recipe(manifest["quant"]["name"]))
     return accuracy.greedy_eager(model, manifest["accuracy"]["prompts"][0], steps)
 
 

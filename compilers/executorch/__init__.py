@@ -14,6 +14,20 @@ from pathlib import Path
 from edgeslm.compilers.base import LowerResult, Unsupported, register
 
 
+def quantize(model, recipe, *, qlinear: bool = True):
+    """The recipe applied in place as this backend does: 8da4w group 32 / 8da8w linears as edgeslm's
+    QuantLinear (qlinear_op.py), everything else (embeddings, other schemes) with torchao. Returns model."""
+    from edgeslm.compilers.executorch.qlinear_op import qlinear_bits, use_qlinear
+    from edgeslm.quant import apply_recipe
+
+    bits = qlinear_bits(recipe.linear) if qlinear else None
+    if not bits:
+        return apply_recipe(model, recipe)
+    apply_recipe(model, dataclasses.replace(recipe, linear=None))          # embeddings (torchao)
+    use_qlinear(model, bits)
+    return model
+
+
 @register
 class ExecuTorchCompiler:
     name = "executorch"
@@ -28,8 +42,6 @@ class ExecuTorchCompiler:
         """sdpa_op=False keeps attention as XNNPACK bmms over the whole cache; qlinear=False quantizes
         linears with torchao for XNNPACK's GEMMs (both False: a .pte any stock ExecuTorch runtime runs)."""
         from edgeslm.compilers.executorch.lower import lower_to_pte
-        from edgeslm.compilers.executorch.qlinear_op import qlinear_bits, use_qlinear
-        from edgeslm.quant import apply_recipe
 
         if not self.supports(target):
             raise Unsupported(f"backend 'executorch' cannot build for target '{target.name}'",
@@ -43,12 +55,7 @@ class ExecuTorchCompiler:
                               fix="choose fp32, int8 or int4 (fp16 only on Apple targets' Core ML delegate)")
         if progress:
             progress("quantize")
-        bits = qlinear_bits(recipe.linear) if qlinear else None
-        if bits:
-            apply_recipe(model, dataclasses.replace(recipe, linear=None))   # embeddings (torchao)
-            use_qlinear(model, bits)
-        else:
-            apply_recipe(model, recipe)
+        quantize(model, recipe, qlinear=qlinear)
         if sdpa_op:
             from edgeslm.compilers.executorch.sdpa_op import use_sdpa_op
             use_sdpa_op(model)
