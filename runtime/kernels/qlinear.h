@@ -40,8 +40,16 @@
 #include <arm_neon.h>
 #if defined(__linux__)
 #include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)   // Linux arm64 ABI (bionic's headers may not define it)
+#endif
 #endif
 #define EDGESLM_QL_ARM 1
+#if defined(__clang__)
+#define EDGESLM_QL_DOTPROD __attribute__((target("dotprod")))
+#else
+#define EDGESLM_QL_DOTPROD __attribute__((target("arch=armv8.2-a+dotprod")))
+#endif
 #endif
 
 namespace edgeslm_kernels {
@@ -251,10 +259,8 @@ inline bool cpu_has_avx2() {
 #if defined(EDGESLM_QL_ARM)
 // ---- arm64: SDOT (Armv8.2 dot product, picked at run time) ----
 template <int R>
-__attribute__((target("arch=armv8.2-a+dotprod"))) inline void q4_rows_dot(const int8_t* q, const float* xs,
-                                                                          const int32_t* gsum, int64_t K,
-                                                                          const uint8_t* wb, const uint16_t* sb,
-                                                                          float* acc_out) {
+EDGESLM_QL_DOTPROD inline void q4_rows_dot(const int8_t* q, const float* xs, const int32_t* gsum, int64_t K,
+                                           const uint8_t* wb, const uint16_t* sb, float* acc_out) {
   const int64_t G = K / kQGroup;
   const uint8x16_t low4 = vdupq_n_u8(0x0F);
   float32x4_t f0[R], f1[R];
@@ -293,9 +299,8 @@ __attribute__((target("arch=armv8.2-a+dotprod"))) inline void q4_rows_dot(const 
 }
 
 template <int R>
-__attribute__((target("arch=armv8.2-a+dotprod"))) inline void q8_rows_dot(const int8_t* q, const float* xs,
-                                                                          int64_t K, const int8_t* wb,
-                                                                          const float* sb, float* acc_out) {
+EDGESLM_QL_DOTPROD inline void q8_rows_dot(const int8_t* q, const float* xs, int64_t K, const int8_t* wb,
+                                           const float* sb, float* acc_out) {
   const int64_t G = K / kQGroup;
   float32x4_t f0[R], f1[R];
   for (int r = 0; r < R; ++r) f0[r] = f1[r] = vdupq_n_f32(0.0f);
@@ -325,7 +330,7 @@ __attribute__((target("arch=armv8.2-a+dotprod"))) inline void q8_rows_dot(const 
 }
 
 inline bool cpu_has_dotprod() {
-#if defined(__linux__) && defined(HWCAP_ASIMDDP)
+#if defined(__linux__)
   static const bool ok = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
   return ok;
 #elif defined(__APPLE__)
