@@ -96,6 +96,31 @@ def test_kernel_matches_reference_math(tmp_path, bits, n, k):
         assert float((want - linear(x)).abs().max()) <= 0.2 * float(linear(x).abs().max())
 
 
+@pytest.mark.parametrize("bits", [4, 8])
+def test_fused_mlp_kernel_matches_reference_math(tmp_path, bits):
+    """edgeslm::mlp_q4/q8 (one op for gate/up, SiLU x up, down) against its eager reference, which is the
+    two linear ops' reference math around F.silu; the swap covers exactly the SiLU MLPs without bias."""
+    from executorch.runtime import Runtime
+
+    from edgeslm.models.layers import MLP
+    from edgeslm.native.kernels import load_kernels
+
+    torch.manual_seed(bits)
+    mlp = MLP(64, 96, "silu")
+    model = nn.Sequential(mlp)
+    assert Q.use_qlinear(model, bits) == 3 and isinstance(model[0], Q.QuantMLP)
+    assert Q.use_qlinear(nn.Sequential(MLP(64, 96, "gelu_tanh")), bits) == 3     # 3 QuantLinears instead
+    pte = _export_linear(model, 64, tmp_path / "mlp.pte")
+    load_kernels()
+    method = Runtime.get().load_program(pte).load_method("forward")
+    for rows in (1, 4, 9, 64):
+        x = torch.randn(1, rows, 64) * 2
+        got, want = method.execute([x])[0], model(x)
+        assert got.shape == (1, rows, 64)
+        assert float((got - want).abs().max()) <= 1e-5 * float(want.abs().max()), rows
+        assert float((want - mlp(x)).abs().max()) <= 0.2 * float(mlp(x).abs().max())
+
+
 @pytest.mark.parametrize("device", ["host", "qemu-aarch64"])
 def test_qlinear_loops_against_double_reference(device):
     """runtime/tests/test_qlinear.cpp: AVX2 (x86-64) / SDOT (arm64, qemu cortex-a76) and portable loops

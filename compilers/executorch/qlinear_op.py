@@ -20,6 +20,7 @@ Packed layouts (8 output columns per block, N padded to Np): see runtime/kernels
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 Q4_GROUP = 32
@@ -29,6 +30,11 @@ _lib = torch.library.Library("edgeslm", "FRAGMENT")
 for _name in ("linear_q4", "linear_q8"):
     _lib.define(f"{_name}(Tensor x, Tensor w, Tensor s, int n) -> Tensor")
     _lib.define(f"{_name}.out(Tensor x, Tensor w, Tensor s, int n, *, Tensor(a!) out) -> Tensor(a!)")
+# The gated SiLU MLP in one op: down(silu(gate(x)) * up(x)), w_gu = gate's features then up's.
+for _name in ("mlp_q4", "mlp_q8"):
+    _lib.define(f"{_name}(Tensor x, Tensor w_gu, Tensor s_gu, Tensor w_d, Tensor s_d, int inter) -> Tensor")
+    _lib.define(f"{_name}.out(Tensor x, Tensor w_gu, Tensor s_gu, Tensor w_d, Tensor s_d, int inter, *, "
+                "Tensor(a!) out) -> Tensor(a!)")
 
 
 # ---- packing: float weight [N, K] -> kernel layout ----
@@ -115,19 +121,33 @@ def linear_q8_reference(x, w, s, n: int) -> torch.Tensor:
     return _reference(x, unpack_q8(w, s, n), n)
 
 
+def _mlp_reference(linear):
+    def mlp(x, w_gu, s_gu, w_d, s_d, inter: int):
+        gu = linear(x, w_gu, s_gu, 2 * inter)
+        return linear(F.silu(gu[..., :inter]) * gu[..., inter:], w_d, s_d, x.shape[-1])
+    return mlp
+
+
 def _out_variant(fn):
-    def out_fn(x, w, s, n, *, out):
-        result = fn(x, w, s, n)
+    def out_fn(*args, out):
+        result = fn(*args)
         out.resize_(result.shape).copy_(result)
         return out
     return out_fn
 
 
-def _fake(x, w, s, n):
+def _fake_linear(x, w, s, n):
     return x.new_empty(*x.shape[:-1], n)
 
 
-for _name, _fn in (("linear_q4", linear_q4_reference), ("linear_q8", linear_q8_reference)):
+def _fake_mlp(x, w_gu, s_gu, w_d, s_d, inter):
+    return x.new_empty(x.shape)
+
+
+for _name, _fn, _fake in (("linear_q4", linear_q4_reference, _fake_linear),
+                          ("linear_q8", linear_q8_reference, _fake_linear),
+                          ("mlp_q4", _mlp_reference(linear_q4_reference), _fake_mlp),
+                          ("mlp_q8", _mlp_reference(linear_q8_reference), _fake_mlp)):
     _lib.impl(_name, _fn, "CompositeExplicitAutograd")
     _lib.impl(f"{_name}.out", _out_variant(_fn), "CompositeExplicitAutograd")
     torch.library.register_fake(f"edgeslm::{_name}", _fake, lib=_lib)
@@ -153,6 +173,34 @@ class QuantLinear(nn.Module):
         return y if self.bias is None else y + self.bias
 
 
+class QuantMLP(nn.Module):
+    """The gated SiLU MLP (sdk/models/layers.MLP) with packed weights, one edgeslm::mlp_q4/q8 op.
+    x [..., H] -> [..., H]."""
+
+    def __init__(self, mlp: nn.Module, bits: int):
+        super().__init__()
+        self.bits, self.inter = bits, mlp.gate_proj.out_features
+        pack = pack_q4 if bits == 4 else pack_q8
+        w_gu, s_gu = pack(torch.cat([mlp.gate_proj.weight.detach(), mlp.up_proj.weight.detach()]))
+        w_d, s_d = pack(mlp.down_proj.weight)
+        for name, t in (("w_gu", w_gu), ("s_gu", s_gu), ("w_d", w_d), ("s_d", s_d)):
+            self.register_buffer(name, t)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        op = torch.ops.edgeslm.mlp_q4 if self.bits == 4 else torch.ops.edgeslm.mlp_q8
+        return op(x, self.w_gu, self.s_gu, self.w_d, self.s_d, self.inter)
+
+
+def _fusable_mlp(mod: nn.Module, bits: int) -> bool:
+    """sdk/models/layers.MLP with SiLU, no biases, widths the fused op takes (gate/up on 8-column blocks)."""
+    from edgeslm.models.layers import MLP
+    if type(mod) is not MLP or mod.act is not F.silu:
+        return False
+    lins = (mod.gate_proj, mod.up_proj, mod.down_proj)
+    return (all(type(m) is nn.Linear and m.bias is None and _fits(m, bits) for m in lins)
+            and mod.gate_proj.out_features % COLS == 0)
+
+
 def qlinear_bits(linear_spec: dict | None) -> int | None:
     """The recipe's linear scheme when these kernels implement it exactly (8da4w group 32, 8da8w
     per-channel), else None (torchao + XNNPACK then)."""
@@ -172,12 +220,22 @@ def _fits(linear: nn.Linear, bits: int) -> bool:
     return linear.in_features % Q4_GROUP == 0 and linear.weight.dtype == torch.float32
 
 
-def use_qlinear(model: nn.Module, bits: int) -> int:
-    """Replace every float32 nn.Linear whose shape the kernel takes with a QuantLinear; returns how many.
-    Others stay float (the compiler reports them)."""
+def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
+    parent_name, _, attr = name.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, attr, new)
+
+
+def use_qlinear(model: nn.Module, bits: int, fuse_mlp: bool = True) -> int:
+    """Replace gated SiLU MLPs with a QuantMLP (fuse_mlp) and every other float32 nn.Linear whose shape the
+    kernel takes with a QuantLinear; returns how many linears were quantized. Others stay float (the
+    compiler reports them)."""
+    count = 0
+    if fuse_mlp:
+        mlps = [(name, mod) for name, mod in model.named_modules() if _fusable_mlp(mod, bits)]
+        for name, mod in mlps:
+            _replace(model, name, QuantMLP(mod, bits))
+        count += 3 * len(mlps)
     swaps = [(name, mod) for name, mod in model.named_modules() if type(mod) is nn.Linear and _fits(mod, bits)]
     for name, mod in swaps:
-        parent_name, _, attr = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, attr, QuantLinear(mod, bits))
-    return len(swaps)
+        _replace(model, name, QuantLinear(mod, bits))
+    return count + len(swaps)

@@ -10,12 +10,17 @@
 //   n    int                         real output features (Np = n rounded up to 8)
 //   out  [..., n] float32
 // Columns are split over ExecuTorch's thread pool in blocks of 8; the activations are shared.
+//
+// edgeslm::mlp_q4.out / mlp_q8.out — the gated SiLU MLP of a decoder layer in one op:
+//   out [..., H] = down(silu(gate(x)) * up(x)); w_gu/s_gu pack gate's I features then up's (n = 2I),
+//   w_d/s_d the down projection (K = I, n = H). One quantization of x, no XNNPACK partition between.
 #include <executorch/extension/kernel_util/make_boxed_from_unboxed_functor.h>
 #include <executorch/runtime/kernel/kernel_includes.h>
 #include <executorch/runtime/kernel/thread_parallel_interface.h>
 
 #include <vector>
 
+#include "attend_row.h"   // v8f, exp8_nonpositive (silu)
 #include "qlinear.h"
 #include "register_once.h"
 
@@ -36,42 +41,29 @@ struct Activations {
   std::vector<int32_t> gsum;
 };
 
+// Packed weights for inputs of width K and n real output features.
 template <bool kInt4>
-Tensor& linear_q(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& w, const Tensor& s, int64_t n,
-                 Tensor& out) {
-  const char* name = kInt4 ? "linear_q4" : "linear_q8";
-  ET_KERNEL_CHECK_MSG(ctx, x.scalar_type() == ScalarType::Float && x.dim() >= 1 && w.dim() == 3 && n > 0,
-                      InvalidArgument, out, "%s: float32 x [..., K] and 3-D packed weights expected", name);
-  const int64_t K = x.size(x.dim() - 1), blocks = w.size(0), Np = blocks * kQCols;
-  if (kInt4) {
-    ET_KERNEL_CHECK_MSG(ctx, w.scalar_type() == ScalarType::Byte && s.scalar_type() == ScalarType::Half &&
-                                 K % kQGroup == 0 && w.size(1) == K / kQGroup && w.size(2) == 128 &&
-                                 s.dim() == 3 && s.size(0) == blocks && s.size(1) == K / kQGroup &&
-                                 s.size(2) == kQCols && n <= Np && n > Np - kQCols,
-                        InvalidArgument, out, "%s: packed shapes disagree with x [..., K]", name);
-  } else {
-    ET_KERNEL_CHECK_MSG(ctx, w.scalar_type() == ScalarType::Char && s.scalar_type() == ScalarType::Float &&
-                                 K % kQGroup == 0 && w.size(1) == K / 4 && w.size(2) == 32 && s.dim() == 1 &&
-                                 s.size(0) == Np && n <= Np && n > Np - kQCols,
-                        InvalidArgument, out, "%s: packed shapes disagree with x [..., K]", name);
-  }
-  SizesType sizes[executorch::runtime::kTensorDimensionLimit];
-  for (int64_t d = 0; d + 1 < x.dim(); ++d) sizes[d] = static_cast<SizesType>(x.size(d));
-  sizes[x.dim() - 1] = static_cast<SizesType>(n);
-  ET_KERNEL_CHECK(ctx, executorch::runtime::resize_tensor(out, {sizes, static_cast<size_t>(x.dim())}) == Error::Ok,
-                  InvalidArgument, out);
-  const int64_t rows = K > 0 ? x.numel() / K : 0;
-  if (rows == 0) return out;
+bool packed_ok(const Tensor& w, const Tensor& s, int64_t K, int64_t n) {
+  if (w.dim() != 3 || n <= 0 || K % kQGroup != 0) return false;
+  const int64_t blocks = w.size(0), Np = blocks * kQCols;
+  if (n > Np || n <= Np - kQCols) return false;
+  if (kInt4)
+    return w.scalar_type() == ScalarType::Byte && s.scalar_type() == ScalarType::Half && w.size(1) == K / kQGroup &&
+           w.size(2) == 128 && s.dim() == 3 && s.size(0) == blocks && s.size(1) == K / kQGroup && s.size(2) == kQCols;
+  return w.scalar_type() == ScalarType::Char && s.scalar_type() == ScalarType::Float && w.size(1) == K / 4 &&
+         w.size(2) == 32 && s.dim() == 1 && s.size(0) == Np;
+}
 
-  thread_local Activations act;
+// out[rows, n] = x[rows, K] W^T: rows quantized on the calling thread, column blocks over the pool.
+template <bool kInt4>
+bool run_linear(const float* x, int64_t rows, int64_t K, const Tensor& w, const Tensor& s, int64_t n, float* out,
+                Activations& act) {
+  const int64_t G = K / kQGroup, blocks = w.size(0);
   act.q.resize(rows * K);
-  const int64_t G = K / kQGroup;
   act.scale.resize(rows * G);
   act.gsum.resize(rows * G);
-  const float* xp = x.const_data_ptr<float>();
   for (int64_t r = 0; r < rows; ++r)
-    quantize_row(xp + r * K, K, act.q.data() + r * K, act.scale.data() + r * G, act.gsum.data() + r * G);
-
+    quantize_row(x + r * K, K, act.q.data() + r * K, act.scale.data() + r * G, act.gsum.data() + r * G);
   // One task per thread (x4 for matrices over 1 MB, so a thread the VM delays holds less back), but at
   // least ~16 KB of weights per task: the pool is hot between linears, so small tasks still pay.
   const int64_t block_bytes = (kInt4 ? K * kQCols / 2 : K * kQCols) * ((rows + kQMaxRows - 1) / kQMaxRows);
@@ -82,17 +74,90 @@ Tensor& linear_q(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& w, co
                          : static_cast<const void*>(w.const_data_ptr<int8_t>());
   const void* sp = kInt4 ? static_cast<const void*>(s.const_data_ptr<executorch::aten::Half>())
                          : static_cast<const void*>(s.const_data_ptr<float>());
-  float* op = out.mutable_data_ptr<float>();
   const Activations& a = act;
   auto work = [&](int64_t b0, int64_t b1) {
-    q_blocks<kInt4>(a.q.data(), a.scale.data(), a.gsum.data(), rows, K, wp, sp, b0, b1, n, nullptr, op, n);
+    q_blocks<kInt4>(a.q.data(), a.scale.data(), a.gsum.data(), rows, K, wp, sp, b0, b1, n, nullptr, out, n);
   };
   if (grain >= blocks) {
     work(0, blocks);
-  } else {
-    ET_KERNEL_CHECK_MSG(ctx, executorch::extension::parallel_for(0, blocks, grain, work), Internal, out,
-                        "%s: parallel_for failed", name);
+    return true;
   }
+  return executorch::extension::parallel_for(0, blocks, grain, work);
+}
+
+// out sized like x with the last dim = n.
+Error resize_last(const Tensor& x, int64_t n, Tensor& out) {
+  SizesType sizes[executorch::runtime::kTensorDimensionLimit];
+  for (int64_t d = 0; d + 1 < x.dim(); ++d) sizes[d] = static_cast<SizesType>(x.size(d));
+  sizes[x.dim() - 1] = static_cast<SizesType>(n);
+  return executorch::runtime::resize_tensor(out, {sizes, static_cast<size_t>(x.dim())});
+}
+
+template <bool kInt4>
+Tensor& linear_q(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& w, const Tensor& s, int64_t n,
+                 Tensor& out) {
+  const char* name = kInt4 ? "linear_q4" : "linear_q8";
+  ET_KERNEL_CHECK_MSG(ctx, x.scalar_type() == ScalarType::Float && x.dim() >= 1, InvalidArgument, out,
+                      "%s: float32 x [..., K] expected", name);
+  const int64_t K = x.size(x.dim() - 1);
+  ET_KERNEL_CHECK_MSG(ctx, packed_ok<kInt4>(w, s, K, n), InvalidArgument, out,
+                      "%s: packed shapes disagree with x [..., K]", name);
+  ET_KERNEL_CHECK(ctx, resize_last(x, n, out) == Error::Ok, InvalidArgument, out);
+  const int64_t rows = K > 0 ? x.numel() / K : 0;
+  if (rows == 0) return out;
+  thread_local Activations act;
+  ET_KERNEL_CHECK_MSG(ctx, run_linear<kInt4>(x.const_data_ptr<float>(), rows, K, w, s, n,
+                                             out.mutable_data_ptr<float>(), act),
+                      Internal, out, "%s: parallel_for failed", name);
+  return out;
+}
+
+// h[j] = silu(g[j]) * u[j] for j < n; silu(x) = x * sigmoid(x), sigmoid through e^-|x| (attend_row.h's exp).
+EDGESLM_VECTOR_CLONES
+void silu_mul(const float* g, const float* u, float* h, int64_t n) {
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const v8f x = load8(g + j);
+    const v8f e = exp8_nonpositive(x < 0.0f ? x : -x);              // e^-|x|
+    const v8f sig = x >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+    store8(h + j, x * sig * load8(u + j));
+  }
+  for (; j < n; ++j) {
+    const float x = g[j], e = exp_nonpositive(-std::fabs(x));
+    h[j] = x * (x >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e)) * u[j];
+  }
+}
+
+// Gated MLP: out = down(silu(gate(x)) * up(x)); w_gu packs gate (features [0, I)) then up ([I, 2I)).
+template <bool kInt4>
+Tensor& mlp_q(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& w_gu, const Tensor& s_gu,
+              const Tensor& w_d, const Tensor& s_d, int64_t inter, Tensor& out) {
+  const char* name = kInt4 ? "mlp_q4" : "mlp_q8";
+  ET_KERNEL_CHECK_MSG(ctx, x.scalar_type() == ScalarType::Float && x.dim() >= 1 && inter > 0 && inter % kQCols == 0,
+                      InvalidArgument, out, "%s: float32 x [..., hidden] and an intermediate size % 8 == 0", name);
+  const int64_t K = x.size(x.dim() - 1);
+  ET_KERNEL_CHECK_MSG(ctx, packed_ok<kInt4>(w_gu, s_gu, K, 2 * inter) && packed_ok<kInt4>(w_d, s_d, inter, K),
+                      InvalidArgument, out, "%s: packed shapes disagree with x [..., hidden]", name);
+  ET_KERNEL_CHECK(ctx, resize_last(x, K, out) == Error::Ok, InvalidArgument, out);
+  const int64_t rows = K > 0 ? x.numel() / K : 0;
+  if (rows == 0) return out;
+  thread_local Activations act;
+  thread_local std::vector<float> gu, h;
+  gu.resize(rows * 2 * inter);
+  h.resize(rows * inter);
+  bool ok = run_linear<kInt4>(x.const_data_ptr<float>(), rows, K, w_gu, s_gu, 2 * inter, gu.data(), act);
+  const float* gp = gu.data();
+  float* hp = h.data();
+  auto act_rows = [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) silu_mul(gp + r * 2 * inter, gp + r * 2 * inter + inter, hp + r * inter, inter);
+  };
+  if (rows < 8) {
+    act_rows(0, rows);
+  } else {
+    ok = ok && executorch::extension::parallel_for(0, rows, 4, act_rows);
+  }
+  ok = ok && run_linear<kInt4>(hp, rows, inter, w_d, s_d, K, out.mutable_data_ptr<float>(), act);
+  ET_KERNEL_CHECK_MSG(ctx, ok, Internal, out, "%s: parallel_for failed", name);
   return out;
 }
 
@@ -108,12 +173,26 @@ Tensor& linear_q8_out(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& 
   return linear_q<false>(ctx, x, w, s, n, out);
 }
 
+Tensor& mlp_q4_out(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& w_gu, const Tensor& s_gu,
+                   const Tensor& w_d, const Tensor& s_d, int64_t inter, Tensor& out) {
+  return mlp_q<true>(ctx, x, w_gu, s_gu, w_d, s_d, inter, out);
+}
+
+Tensor& mlp_q8_out(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& w_gu, const Tensor& s_gu,
+                   const Tensor& w_d, const Tensor& s_d, int64_t inter, Tensor& out) {
+  return mlp_q<false>(ctx, x, w_gu, s_gu, w_d, s_d, inter, out);
+}
+
 namespace {
 constexpr char kQ4[] = "edgeslm::linear_q4.out";
 constexpr char kQ8[] = "edgeslm::linear_q8.out";
+constexpr char kMlp4[] = "edgeslm::mlp_q4.out";
+constexpr char kMlp8[] = "edgeslm::mlp_q8.out";
 const executorch::runtime::Kernel kQLinearKernels[] = {
     executorch::extension::make_boxed_kernel(kQ4, EXECUTORCH_FN(linear_q4_out, kQ4)),
     executorch::extension::make_boxed_kernel(kQ8, EXECUTORCH_FN(linear_q8_out, kQ8)),
+    executorch::extension::make_boxed_kernel(kMlp4, EXECUTORCH_FN(mlp_q4_out, kMlp4)),
+    executorch::extension::make_boxed_kernel(kMlp8, EXECUTORCH_FN(mlp_q8_out, kMlp8)),
 };
 const bool kRegistered = register_once(kQLinearKernels);
 }  // namespace
