@@ -121,6 +121,61 @@ def test_fused_mlp_kernel_matches_reference_math(tmp_path, bits):
         assert float((want - mlp(x)).abs().max()) <= 0.2 * float(mlp(x).abs().max())
 
 
+class _QKVOnly(nn.Module):
+    def __init__(self, qkv):
+        super().__init__()
+        self.qkv = qkv
+
+    def forward(self, x, cos, sin):
+        q, k, v = self.qkv(x, (cos, sin, None))
+        return q, k, v
+
+
+@pytest.mark.parametrize("bits,rot_dim", [(4, 16), (8, 12)])
+def test_fused_qkv_rope_kernel_matches_the_attention_math(tmp_path, bits, rot_dim):
+    """edgeslm::qkv_rope_q4/q8: q/k/v projections in one pass, RoPE (full and partial rotary widths) on q
+    and k, q scaled; against the decoder's own apply_rotary over the quantized projections."""
+    from executorch.exir import EdgeCompileConfig, to_edge_transform_and_lower
+    from executorch.runtime import Runtime
+
+    from edgeslm.models.rope import apply_rotary, rotate_half_matrix
+    from edgeslm.native.kernels import load_kernels
+
+    torch.manual_seed(rot_dim)
+    heads, kv_heads, d, hidden = 4, 2, 16, 64
+
+    class Attn(nn.Module):                                            # the attributes QuantQKV reads
+        def __init__(self):
+            super().__init__()
+            self.num_heads, self.num_kv_heads, self.scale = heads, kv_heads, 0.25
+            self.q_proj = nn.Linear(hidden, heads * d, bias=False)
+            self.k_proj = nn.Linear(hidden, kv_heads * d, bias=False)
+            self.v_proj = nn.Linear(hidden, kv_heads * d, bias=False)
+
+    attn = Attn()
+    module = _QKVOnly(Q.QuantQKV(attn, rot_dim, bits))
+    rows = torch.export.Dim("rows", min=1, max=64)
+    example = (torch.randn(1, 3, hidden), torch.randn(3, 1, d), torch.randn(3, 1, d))
+    ep = torch.export.export(module, example, dynamic_shapes=({1: rows}, {0: rows}, {0: rows}), strict=False)
+    program = to_edge_transform_and_lower(ep, compile_config=EdgeCompileConfig(_check_ir_validity=False))
+    (tmp_path / "qkv.pte").write_bytes(program.to_executorch().buffer)
+    load_kernels()
+    method = Runtime.get().load_program(tmp_path / "qkv.pte").load_method("forward")
+    lin = Q.QuantLinear(nn.Linear(hidden, (heads + 2 * kv_heads) * d, bias=False), bits)
+    lin.w, lin.s = module.qkv.w, module.qkv.s
+    for t in (1, 5, 64):
+        x, ang = torch.randn(1, t, hidden), torch.rand(t, 1, d) * 6
+        cos, sin = ang.cos(), ang.sin()
+        got = method.execute([x, cos, sin])
+        proj = lin(x).reshape(t, heads + 2 * kv_heads, d)
+        rope = (cos, sin, rotate_half_matrix(rot_dim, d))
+        want = (apply_rotary(proj[:, :heads], rope) * 0.25, apply_rotary(proj[:, heads:heads + kv_heads], rope),
+                proj[:, heads + kv_heads:])
+        for g, w in zip(got, want):
+            assert g.shape == w.shape
+            assert float((g - w).abs().max()) <= 1e-5 * float(w.abs().max()), t
+
+
 @pytest.mark.parametrize("device", ["host", "qemu-aarch64"])
 def test_qlinear_loops_against_double_reference(device):
     """runtime/tests/test_qlinear.cpp: AVX2 (x86-64) / SDOT (arm64, qemu cortex-a76) and portable loops

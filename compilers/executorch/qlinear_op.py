@@ -30,6 +30,12 @@ _lib = torch.library.Library("edgeslm", "FRAGMENT")
 for _name in ("linear_q4", "linear_q8"):
     _lib.define(f"{_name}(Tensor x, Tensor w, Tensor s, int n) -> Tensor")
     _lib.define(f"{_name}.out(Tensor x, Tensor w, Tensor s, int n, *, Tensor(a!) out) -> Tensor(a!)")
+# A layer's q/k/v projections + RoPE + query scale in one op: out [T, H + 2 H_kv, D].
+for _name in ("qkv_rope_q4", "qkv_rope_q8"):
+    _lib.define(f"{_name}(Tensor x, Tensor w, Tensor s, Tensor cos, Tensor sin, int heads, int kv_heads, "
+                "int rot_dim, float scale) -> Tensor")
+    _lib.define(f"{_name}.out(Tensor x, Tensor w, Tensor s, Tensor cos, Tensor sin, int heads, int kv_heads, "
+                "int rot_dim, float scale, *, Tensor(a!) out) -> Tensor(a!)")
 # The gated SiLU MLP in one op: down(silu(gate(x)) * up(x)), w_gu = gate's features then up's.
 for _name in ("mlp_q4", "mlp_q8"):
     _lib.define(f"{_name}(Tensor x, Tensor w_gu, Tensor s_gu, Tensor w_d, Tensor s_d, int inter) -> Tensor")
@@ -128,6 +134,18 @@ def _mlp_reference(linear):
     return mlp
 
 
+def _qkv_reference(linear):
+    def qkv(x, w, s, cos, sin, heads: int, kv_heads: int, rot_dim: int, scale: float):
+        from edgeslm.models.rope import apply_rotary, rotate_half_matrix
+        d = cos.shape[-1]
+        out = linear(x, w, s, (heads + 2 * kv_heads) * d).reshape(-1, heads + 2 * kv_heads, d)   # [T, H', D]
+        rope = (cos, sin, rotate_half_matrix(rot_dim, d).to(cos.dtype))
+        q = apply_rotary(out[:, :heads], rope) * scale
+        k = apply_rotary(out[:, heads:heads + kv_heads], rope)
+        return torch.cat([q, k, out[:, heads + kv_heads:]], 1)
+    return qkv
+
+
 def _out_variant(fn):
     def out_fn(*args, out):
         result = fn(*args)
@@ -144,10 +162,16 @@ def _fake_mlp(x, w_gu, s_gu, w_d, s_d, inter):
     return x.new_empty(x.shape)
 
 
+def _fake_qkv(x, w, s, cos, sin, heads, kv_heads, rot_dim, scale):
+    return x.new_empty(cos.shape[0], heads + 2 * kv_heads, cos.shape[-1])
+
+
 for _name, _fn, _fake in (("linear_q4", linear_q4_reference, _fake_linear),
                           ("linear_q8", linear_q8_reference, _fake_linear),
                           ("mlp_q4", _mlp_reference(linear_q4_reference), _fake_mlp),
-                          ("mlp_q8", _mlp_reference(linear_q8_reference), _fake_mlp)):
+                          ("mlp_q8", _mlp_reference(linear_q8_reference), _fake_mlp),
+                          ("qkv_rope_q4", _qkv_reference(linear_q4_reference), _fake_qkv),
+                          ("qkv_rope_q8", _qkv_reference(linear_q8_reference), _fake_qkv)):
     _lib.impl(_name, _fn, "CompositeExplicitAutograd")
     _lib.impl(f"{_name}.out", _out_variant(_fn), "CompositeExplicitAutograd")
     torch.library.register_fake(f"edgeslm::{_name}", _fake, lib=_lib)
@@ -191,6 +215,51 @@ class QuantMLP(nn.Module):
         return op(x, self.w_gu, self.s_gu, self.w_d, self.s_d, self.inter)
 
 
+class QuantQKV(nn.Module):
+    """An Attention's q/k/v projections + RoPE + query scale as one edgeslm::qkv_rope_q4/q8 op.
+    forward(x [1, T, hidden], rope (cos, sin [T, 1, D], R)) -> q [T, H, D] (scaled), k [T, H_kv, D], v."""
+
+    def __init__(self, attn: nn.Module, rot_dim: int, bits: int):
+        super().__init__()
+        self.bits, self.rot_dim, self.scale = bits, rot_dim, float(attn.scale)
+        self.heads, self.kv_heads = attn.num_heads, attn.num_kv_heads
+        w, s = (pack_q4 if bits == 4 else pack_q8)(
+            torch.cat([attn.q_proj.weight.detach(), attn.k_proj.weight.detach(), attn.v_proj.weight.detach()]))
+        self.register_buffer("w", w)
+        self.register_buffer("s", s)
+
+    def forward(self, x: torch.Tensor, rope) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        cos, sin, _rot = rope
+        op = torch.ops.edgeslm.qkv_rope_q4 if self.bits == 4 else torch.ops.edgeslm.qkv_rope_q8
+        out = op(x, self.w, self.s, cos, sin, self.heads, self.kv_heads, self.rot_dim, self.scale)
+        h, hkv = self.heads, self.kv_heads
+        return out[:, :h], out[:, h:h + hkv], out[:, h + hkv:]
+
+
+def _rot_dim(model: nn.Module, head_dim: int) -> int | None:
+    """The rotate-half width every Rotary table of the model uses (its R matrix), or None if they differ
+    or R is not a rotate-half matrix."""
+    from edgeslm.models.rope import Rotary, rotate_half_matrix
+    dims = set()
+    for mod in model.modules():
+        if isinstance(mod, Rotary):
+            rot = mod.rot.detach().float().cpu()
+            width = int((rot != 0).any(1).sum())
+            if rot.shape != (head_dim, head_dim) or not torch.equal(rot, rotate_half_matrix(width, head_dim)):
+                return None
+            dims.add(width)
+    return dims.pop() if len(dims) == 1 else None
+
+
+def _fusable_attention(mod: nn.Module, bits: int) -> bool:
+    """sdk/models/attention.Attention without q/k norms or q/k/v biases, on 8-column blocks per head."""
+    from edgeslm.models.attention import Attention
+    if type(mod) is not Attention or mod.q_norm is not None:
+        return False
+    lins = (mod.q_proj, mod.k_proj, mod.v_proj)
+    return all(type(m) is nn.Linear and m.bias is None and _fits(m, bits) for m in lins) and mod.head_dim % COLS == 0
+
+
 def _fusable_mlp(mod: nn.Module, bits: int) -> bool:
     """sdk/models/layers.MLP with SiLU, no biases, widths the fused op takes (gate/up on 8-column blocks)."""
     from edgeslm.models.layers import MLP
@@ -225,12 +294,18 @@ def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
     setattr(model.get_submodule(parent_name) if parent_name else model, attr, new)
 
 
-def use_qlinear(model: nn.Module, bits: int, fuse_mlp: bool = True) -> int:
-    """Replace gated SiLU MLPs with a QuantMLP (fuse_mlp) and every other float32 nn.Linear whose shape the
-    kernel takes with a QuantLinear; returns how many linears were quantized. Others stay float (the
-    compiler reports them)."""
+def use_qlinear(model: nn.Module, bits: int, fuse: bool = True) -> int:
+    """fuse: an Attention's q/k/v projections (+ RoPE, query scale) become one QuantQKV and a gated SiLU MLP
+    one QuantMLP; then every other float32 nn.Linear whose shape the kernel takes becomes a QuantLinear.
+    Returns how many linears were quantized; others stay float (the compiler reports them)."""
     count = 0
-    if fuse_mlp:
+    if fuse:
+        for mod in [m for m in model.modules() if _fusable_attention(m, bits)]:
+            rot_dim = _rot_dim(model, mod.head_dim)
+            if rot_dim is not None:
+                mod.qkv = QuantQKV(mod, rot_dim, bits)
+                del mod.q_proj, mod.k_proj, mod.v_proj
+                count += 3
         mlps = [(name, mod) for name, mod in model.named_modules() if _fusable_mlp(mod, bits)]
         for name, mod in mlps:
             _replace(model, name, QuantMLP(mod, bits))

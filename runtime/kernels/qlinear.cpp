@@ -14,10 +14,14 @@
 // edgeslm::mlp_q4.out / mlp_q8.out — the gated SiLU MLP of a decoder layer in one op:
 //   out [..., H] = down(silu(gate(x)) * up(x)); w_gu/s_gu pack gate's I features then up's (n = 2I),
 //   w_d/s_d the down projection (K = I, n = H). One quantization of x, no XNNPACK partition between.
+//
+// edgeslm::qkv_rope_q4.out / qkv_rope_q8.out — a layer's q/k/v projections in one pass, then RoPE and the
+// query scale: out [T, H + 2 H_kv, D] (query heads, key heads, value heads).
 #include <executorch/extension/kernel_util/make_boxed_from_unboxed_functor.h>
 #include <executorch/runtime/kernel/kernel_includes.h>
 #include <executorch/runtime/kernel/thread_parallel_interface.h>
 
+#include <cstring>
 #include <vector>
 
 #include "attend_row.h"   // v8f, exp8_nonpositive (silu)
@@ -161,6 +165,54 @@ Tensor& mlp_q(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& w_gu, co
   return out;
 }
 
+// Fused attention inputs: out [T, H + 2 H_kv, D] = x W_qkv^T viewed per head, RoPE on the H query and
+// H_kv key heads (x * cos + rotate_half(x) * sin, rotate_half over the first rot_dim components as the
+// decoder's R matrix does), queries times `scale`.
+template <bool kInt4>
+Tensor& qkv_rope_q(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& w, const Tensor& s, const Tensor& cos,
+                   const Tensor& sin, int64_t heads, int64_t kv_heads, int64_t rot_dim, double scale, Tensor& out) {
+  const char* name = kInt4 ? "qkv_rope_q4" : "qkv_rope_q8";
+  ET_KERNEL_CHECK_MSG(ctx, x.scalar_type() == ScalarType::Float && x.dim() >= 1 && cos.dim() == 3 &&
+                               sin.dim() == 3 && cos.scalar_type() == ScalarType::Float &&
+                               sin.scalar_type() == ScalarType::Float && heads > 0 && kv_heads > 0,
+                      InvalidArgument, out, "%s: float32 x [..., hidden], cos/sin [T, 1, D] expected", name);
+  const int64_t K = x.size(x.dim() - 1), rows = K > 0 ? x.numel() / K : 0, D = cos.size(2);
+  const int64_t all_heads = heads + 2 * kv_heads, n = all_heads * D;
+  ET_KERNEL_CHECK_MSG(ctx, packed_ok<kInt4>(w, s, K, n) && cos.size(0) == rows && sin.size(0) == rows &&
+                               sin.size(2) == D && rot_dim >= 0 && rot_dim <= D && rot_dim % 2 == 0,
+                      InvalidArgument, out, "%s: shapes disagree (w [(H + 2 H_kv) D, hidden], cos/sin [T, 1, D])",
+                      name);
+  const SizesType sizes[3] = {static_cast<SizesType>(rows), static_cast<SizesType>(all_heads),
+                              static_cast<SizesType>(D)};
+  ET_KERNEL_CHECK(ctx, executorch::runtime::resize_tensor(out, {sizes, 3}) == Error::Ok, InvalidArgument, out);
+  if (rows == 0) return out;
+  thread_local Activations act;
+  float* op = out.mutable_data_ptr<float>();
+  ET_KERNEL_CHECK_MSG(ctx, run_linear<kInt4>(x.const_data_ptr<float>(), rows, K, w, s, n, op, act), Internal, out,
+                      "%s: parallel_for failed", name);
+  const float* cp = cos.const_data_ptr<float>();
+  const float* sp = sin.const_data_ptr<float>();
+  const int64_t half = rot_dim / 2;
+  const float q_scale = static_cast<float>(scale);
+  float tmp[1024];
+  ET_KERNEL_CHECK_MSG(ctx, D <= 1024, InvalidArgument, out, "%s: head_dim over 1024", name);
+  for (int64_t t = 0; t < rows; ++t) {
+    const float* c = cp + t * D;
+    const float* sn = sp + t * D;
+    for (int64_t h = 0; h < heads + kv_heads; ++h) {
+      float* v = op + (t * all_heads + h) * D;
+      std::memcpy(tmp, v, sizeof(float) * D);
+      for (int64_t d = 0; d < D; ++d) {
+        const float rotated = d < half ? -tmp[d + half] : (d < rot_dim ? tmp[d - half] : 0.0f);
+        v[d] = tmp[d] * c[d] + rotated * sn[d];
+      }
+      if (h < heads)
+        for (int64_t d = 0; d < D; ++d) v[d] *= q_scale;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 Tensor& linear_q4_out(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& w, const Tensor& s, int64_t n,
@@ -171,6 +223,18 @@ Tensor& linear_q4_out(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& 
 Tensor& linear_q8_out(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& w, const Tensor& s, int64_t n,
                       Tensor& out) {
   return linear_q<false>(ctx, x, w, s, n, out);
+}
+
+Tensor& qkv_rope_q4_out(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& w, const Tensor& s,
+                        const Tensor& cos, const Tensor& sin, int64_t heads, int64_t kv_heads, int64_t rot_dim,
+                        double scale, Tensor& out) {
+  return qkv_rope_q<true>(ctx, x, w, s, cos, sin, heads, kv_heads, rot_dim, scale, out);
+}
+
+Tensor& qkv_rope_q8_out(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& w, const Tensor& s,
+                        const Tensor& cos, const Tensor& sin, int64_t heads, int64_t kv_heads, int64_t rot_dim,
+                        double scale, Tensor& out) {
+  return qkv_rope_q<false>(ctx, x, w, s, cos, sin, heads, kv_heads, rot_dim, scale, out);
 }
 
 Tensor& mlp_q4_out(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& w_gu, const Tensor& s_gu,
@@ -188,11 +252,15 @@ constexpr char kQ4[] = "edgeslm::linear_q4.out";
 constexpr char kQ8[] = "edgeslm::linear_q8.out";
 constexpr char kMlp4[] = "edgeslm::mlp_q4.out";
 constexpr char kMlp8[] = "edgeslm::mlp_q8.out";
+constexpr char kQkv4[] = "edgeslm::qkv_rope_q4.out";
+constexpr char kQkv8[] = "edgeslm::qkv_rope_q8.out";
 const executorch::runtime::Kernel kQLinearKernels[] = {
     executorch::extension::make_boxed_kernel(kQ4, EXECUTORCH_FN(linear_q4_out, kQ4)),
     executorch::extension::make_boxed_kernel(kQ8, EXECUTORCH_FN(linear_q8_out, kQ8)),
     executorch::extension::make_boxed_kernel(kMlp4, EXECUTORCH_FN(mlp_q4_out, kMlp4)),
     executorch::extension::make_boxed_kernel(kMlp8, EXECUTORCH_FN(mlp_q8_out, kMlp8)),
+    executorch::extension::make_boxed_kernel(kQkv4, EXECUTORCH_FN(qkv_rope_q4_out, kQkv4)),
+    executorch::extension::make_boxed_kernel(kQkv8, EXECUTORCH_FN(qkv_rope_q8_out, kQkv8)),
 };
 const bool kRegistered = register_once(kQLinearKernels);
 }  // namespace

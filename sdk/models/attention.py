@@ -102,18 +102,23 @@ class Attention(nn.Module):
         else:
             self.q_norm = self.k_norm = None
         self.cache = kv_cache(hkv, d, max_seq_len, dtype)
+        # Set by compilers/executorch/qlinear_op.use_qlinear: q/k/v projections + RoPE + scale in one op.
+        self.qkv: nn.Module | None = None
 
     def forward(self, x: torch.Tensor, input_pos: torch.Tensor, rope: tuple[torch.Tensor, ...],
                 mask: torch.Tensor) -> torch.Tensor:
         """x [1, T, hidden]; input_pos [T]; rope (cos, sin [T, 1, D], R [D, D]); mask [rep*T, S] additive.
         -> [1, T, hidden]. Views name the dynamic T as -1 (XNNPACK delegates those, not symbolic ones)."""
         hkv, d = self.num_kv_heads, self.head_dim
-        q = self.q_proj(x).view(-1, self.num_heads, d)      # [T, H, D]
-        k = self.k_proj(x).view(-1, hkv, d)                 # [T, H_kv, D]
-        v = self.v_proj(x).view(-1, hkv, d)                 # [T, H_kv, D]
-        if self.q_norm is not None:
-            q, k = self.q_norm(q), self.k_norm(k)
-        q, k = apply_rotary(q, rope), apply_rotary(k, rope)
+        if self.qkv is not None:
+            q, k, v = self.qkv(x, rope)                     # q [T, H, D] (roped, scaled), k, v [T, H_kv, D]
+        else:
+            q = self.q_proj(x).view(-1, self.num_heads, d)  # [T, H, D]
+            k = self.k_proj(x).view(-1, hkv, d)             # [T, H_kv, D]
+            v = self.v_proj(x).view(-1, hkv, d)             # [T, H_kv, D]
+            if self.q_norm is not None:
+                q, k = self.q_norm(q), self.k_norm(k)
+            q, k = apply_rotary(q, rope) * self.scale, apply_rotary(k, rope)
         k_all, v_all = self.cache.update(input_pos, k.transpose(0, 1), v.transpose(0, 1))
-        out = self.cache.attend_tokens(q * self.scale, k_all, v_all, mask, input_pos, self.softcap)  # [1, T, H*D]
+        out = self.cache.attend_tokens(q, k_all, v_all, mask, input_pos, self.softcap)  # [1, T, H*D]
         return self.o_proj(out)
