@@ -201,18 +201,20 @@ def test_qlinear_loops_against_double_reference(device):
 
 
 def test_export_uses_own_ops_unless_told_not_to(tmp_path):
-    """Default int4 export of a tiny Llama: fused qkv/mlp ops + the lm_head as linear_q4; qlinear=False:
-    torchao + XNNPACK only. Both bundles agree with their eager quantized models (manifest accuracy)."""
+    """Default int4 export of a tiny Llama: fused qkv/mlp ops, the lm_head as linear_q4, RMSNorm as
+    rms_norm, no XNNPACK; qlinear=False: torchao + XNNPACK."""
     from edgeslm import api
     from tests.tiny_checkpoints import make_tiny_checkpoint
 
     ckpt = make_tiny_checkpoint("llama", tmp_path / "ckpt")
-    ops = {}
+    ops, delegated = {}, {}
     for name, options in (("own", {}), ("xnnpack", {"qlinear": False})):
         bundle = api.export(ckpt, out=tmp_path / name, backend="executorch", target="host", quant="int4",
                             max_seq_len=64, force=True, progress=False, backend_options=options)
         ops[name] = {f["op"]: f["count"] for f in bundle.manifest["lowering"]["fallbacks"]}
-        assert bundle.manifest["lowering"]["delegated"].get("XnnpackBackend", 0) > 0
+        delegated[name] = bundle.manifest["lowering"]["delegated"].get("XnnpackBackend", 0)
     assert ops["own"]["edgeslm.qkv_rope_q4"] == 2 and ops["own"]["edgeslm.mlp_q4"] == 2
     assert ops["own"]["edgeslm.linear_q4"] == 3                     # o_proj x 2 layers + lm_head
+    assert ops["own"]["edgeslm.rms_norm"] == 5                      # 2 per layer + the final norm
+    assert delegated["own"] == 0 and delegated["xnnpack"] > 0      # own ops only: XNNPACK not used
     assert not any(op.startswith("edgeslm.linear") or op.startswith("edgeslm.mlp") for op in ops["xnnpack"])

@@ -1,8 +1,9 @@
 """ExecuTorch backend: XNNPACK-delegated .pte for CPUs (host, arm64 phones and boards).
 
-Pipeline: quantize (8da4w group 32 / 8da8w linears: edgeslm's own linear_q4/q8 kernels, qlinear_op.py; other
-schemes and embeddings: torchao) -> attention as the fused edgeslm::sdpa_cached_tokens op (sdpa_op.py) -> lower.
-lower_to_pte (export, XNNPACK for the rest, emit) -> model.pte. Kernels: runtime/kernels.
+Pipeline: quantize (8da4w group 32 / 8da8w linears: edgeslm's own fused q/k/v + RoPE, MLP and linear ops,
+qlinear_op.py, and RMSNorm, norm_op.py; other schemes and embeddings: torchao) -> attention as the fused
+edgeslm::sdpa_cached_tokens op (sdpa_op.py) -> lower.lower_to_pte (export, XNNPACK for what is left unless
+the decoder is covered by own ops, emit) -> model.pte. Kernels: runtime/kernels.
 Apple targets (profile key executorch_delegate = "coreml"): coreml_delegate.lower_coreml_pte instead.
 Python runtime: session.ExecuTorchSession. Native runtime: runtime/executorch (C API).
 """
@@ -16,7 +17,9 @@ from edgeslm.compilers.base import LowerResult, Unsupported, register
 
 def quantize(model, recipe, *, qlinear: bool = True):
     """The recipe applied in place as this backend does: 8da4w group 32 / 8da8w linears as edgeslm's
-    QuantLinear (qlinear_op.py), everything else (embeddings, other schemes) with torchao. Returns model."""
+    quantized ops (qlinear_op.py) and then RMSNorm as edgeslm::rms_norm (norm_op.py); everything else
+    (embeddings, other schemes) with torchao. Returns model."""
+    from edgeslm.compilers.executorch.norm_op import use_norm_op
     from edgeslm.compilers.executorch.qlinear_op import qlinear_bits, use_qlinear
     from edgeslm.quant import apply_recipe
 
@@ -25,7 +28,26 @@ def quantize(model, recipe, *, qlinear: bool = True):
         return apply_recipe(model, recipe)
     apply_recipe(model, dataclasses.replace(recipe, linear=None))          # embeddings (torchao)
     use_qlinear(model, bits)
+    use_norm_op(model)                        # RMSNorm as edgeslm::rms_norm: no XNNPACK needed between ops
     return model
+
+
+def covered_by_own_ops(model) -> bool:
+    """True when every linear, norm and attention of the decoder runs on edgeslm's own kernels (fused
+    q/k/v + RoPE, MLP, quantized linears, RMSNorm, attention over the cache): what is left (residual adds,
+    slices, cache writes) is cheap on ExecuTorch's CPU kernels, and XNNPACK would only add a delegate call
+    per fragment and most of the lowering time."""
+    from torch import nn
+
+    from edgeslm.compilers.executorch.sdpa_op import SdpaKVCache
+    from edgeslm.models.attention import Attention
+    from edgeslm.models.layers import MLP, RMSNorm
+    for mod in model.modules():
+        if type(mod) in (nn.Linear, MLP, RMSNorm):
+            return False
+        if type(mod) is Attention and (mod.qkv is None or type(mod.cache) is not SdpaKVCache):
+            return False
+    return True
 
 
 @register
@@ -59,7 +81,7 @@ class ExecuTorchCompiler:
         if sdpa_op:
             from edgeslm.compilers.executorch.sdpa_op import use_sdpa_op
             use_sdpa_op(model)
-        return lower_to_pte(model, Path(out), progress)
+        return lower_to_pte(model, Path(out), progress, xnnpack=not covered_by_own_ops(model))
 
     def open_session(self, bundle, threads: int | None = None):
         from edgeslm.compilers.executorch.coreml_delegate import refuse_off_apple

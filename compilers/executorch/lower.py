@@ -4,7 +4,7 @@ Steps (each reported through `progress`):
   1. export     torch.export with a dynamic prompt length (1..prefill chunk), last-position logits only
   2. lower      to_edge_transform_and_lower with the XNNPACK partitioner + LLM metadata methods (one
                 decomposition fewer: fast_partitioner.py; XNNPACK's passes that cannot change a partition
-                skipped: xnnpack_passes.py)
+                skipped: xnnpack_passes.py); without a partitioner for decoders made of edgeslm's own ops
   3. emit       to_executorch: in-place KV cache update (reinplace), quant fusion, memory planning
   4. write      model.pte written atomically; planned arena read from the execution plan
 """
@@ -18,7 +18,7 @@ import torch
 from edgeslm.compilers.base import LowerResult, Unsupported
 from edgeslm.compilers.executorch.fast_partitioner import lower_with_xnnpack
 from edgeslm.compilers.executorch.metadata import llm_metadata
-from edgeslm.compilers.executorch.report import capture_rejections, summarize
+from edgeslm.compilers.executorch.report import NOT_DELEGATED, capture_rejections, summarize
 from edgeslm.compilers.executorch.xnnpack_passes import skip_inapplicable_xnnpack_passes
 from edgeslm.fsutil import write_bytes_atomic
 
@@ -50,7 +50,8 @@ def export_decoder(model, max_tokens: int | None = None) -> torch.export.Exporte
         model.full_logits = previous
 
 
-def lower_to_pte(model, out: Path, progress=None) -> LowerResult:
+def lower_to_pte(model, out: Path, progress=None, xnnpack: bool = True) -> LowerResult:
+    """xnnpack=False: no delegation (a decoder made of edgeslm's own ops; the rest on ExecuTorch's CPU kernels)."""
     from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig
     from executorch.exir.passes import MemoryPlanningPass
 
@@ -67,13 +68,16 @@ def lower_to_pte(model, out: Path, progress=None) -> LowerResult:
     step("lower")
     programs = [ep]                       # the first lowering takes this one; a fallback re-exports (lowering
                                           # may change the program it was given)
-    with capture_rejections() as reasons, skip_inapplicable_xnnpack_passes():
-        edge = lower_with_xnnpack(
-            lambda: programs.pop() if programs else export_decoder(model, chunk),
-            compile_config=EdgeCompileConfig(_check_ir_validity=False),
-            constant_methods=llm_metadata(model, chunk),
-        )
-    delegated, fallbacks = summarize(edge.exported_program().graph_module, reasons)
+    config = dict(compile_config=EdgeCompileConfig(_check_ir_validity=False),
+                  constant_methods=llm_metadata(model, chunk))
+    if xnnpack:
+        with capture_rejections() as reasons, skip_inapplicable_xnnpack_passes():
+            edge = lower_with_xnnpack(lambda: programs.pop() if programs else export_decoder(model, chunk), **config)
+        delegated, fallbacks = summarize(edge.exported_program().graph_module, reasons)
+    else:
+        from executorch.exir import to_edge_transform_and_lower
+        edge = to_edge_transform_and_lower(programs.pop(), partitioner=[], **config)
+        delegated, fallbacks = summarize(edge.exported_program().graph_module, {}, default=NOT_DELEGATED)
     timings["lower"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -14,6 +14,7 @@ from edgeslm.compilers.base import Fallback
 _IGNORED = {"getitem", "executorch_call_delegate", "output", "placeholder", "get_attr"}
 NO_CONFIG = "XNNPACK has no kernel for this op; it runs on ExecuTorch's CPU kernels"
 OWN_KERNEL = "edgeslm's own ExecuTorch kernel (runtime/kernels), by design"
+NOT_DELEGATED = "runs on ExecuTorch's CPU kernels: the decoder is edgeslm's own ops, XNNPACK is not used"
 
 
 @contextmanager
@@ -51,8 +52,10 @@ def _op_name(node) -> str:
     return name.replace("aten.", "").replace(".default", "")
 
 
-def summarize(graph_module, reasons: dict[str, str]) -> tuple[dict[str, int], list[Fallback]]:
-    """Count delegated ops (inside lowered XNNPACK modules) and the ops left outside them."""
+def summarize(graph_module, reasons: dict[str, str],
+              default: str = NO_CONFIG) -> tuple[dict[str, int], list[Fallback]]:
+    """Count delegated ops (inside lowered XNNPACK modules) and the ops left outside them (reason: the
+    partitioner's, else `default`)."""
     delegated = Counter()
     outside = Counter()
     for node in graph_module.graph.nodes:
@@ -65,6 +68,6 @@ def summarize(graph_module, reasons: dict[str, str]) -> tuple[dict[str, int], li
             delegated[lowered.backend_id] += inner
         elif name not in _IGNORED and not name.startswith("sym_") and name not in ("_assert_scalar",):
             outside[name] += 1
-    fallbacks = [Fallback(op=op, count=n, reason=OWN_KERNEL if op.startswith("edgeslm.") else reasons.get(op, NO_CONFIG))
+    fallbacks = [Fallback(op=op, count=n, reason=OWN_KERNEL if op.startswith("edgeslm.") else reasons.get(op, default))
                  for op, n in sorted(outside.items())]
     return dict(delegated), fallbacks
