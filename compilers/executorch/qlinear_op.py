@@ -1,4 +1,8 @@
-"""edgeslm::linear_q4 / linear_q8: quantized linears with edgeslm's own kernels instead of XNNPACK's.
+"""Quantized linears with edgeslm's own kernels instead of XNNPACK's (kernels: runtime/kernels/qlinear.*).
+
+Ops (each with an .out variant and an eager reference): edgeslm::linear_q4/q8 (one linear, QuantLinear),
+edgeslm::qkv_rope_q4/q8 (an Attention's q/k/v projections + RoPE + query scale, QuantQKV) and
+edgeslm::mlp_q4/q8 (a gated SiLU MLP, QuantMLP); use_qlinear swaps them in.
 
 Why: XNNPACK's QD8 x QB4W GEMM on AVX2 moves ~5 GB/s of int4 weights per core (it sign-extends every
 weight to 16 bits and scales every 32-weight group per 4 columns), so a decode step of a 135M model is
