@@ -1,6 +1,6 @@
 """`make demo`: the real SmolLM2-135M-Instruct, exported for this host, answers a chat prompt.
 
-Steps: quickstart checkpoint (cached) -> ExecuTorch/XNNPACK bundle (cached) -> `edgeslm run --chat --json` in a
+Steps: quickstart checkpoint (cached) -> ExecuTorch bundle (edgeslm kernels) (cached) -> `edgeslm run --chat --json` in a
 fresh process (so peak RSS is the runtime's, not the exporter's) -> summary table. Exit 1 if no "Paris".
 """
 from __future__ import annotations
@@ -46,7 +46,7 @@ def main() -> int:
     console.print(result["text"].strip())
     stats, m = result["stats"], bundle.manifest
 
-    table = Table(title="SmolLM2-135M-Instruct on this host (ExecuTorch/XNNPACK, Python runtime)")
+    table = Table(title="SmolLM2-135M-Instruct on this host (ExecuTorch + edgeslm kernels, Python runtime)")
     for col in ("recipe", "export time", "bundle size", "TTFT", "decode", "peak RSS", "top-1 vs float"):
         table.add_column(col)
     table.add_row(m["quant"]["name"], f"{m['export_seconds']:.0f} s", f"{m['memory']['artifact_bytes'] / 1e6:.1f} MB",
