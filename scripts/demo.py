@@ -1,7 +1,8 @@
 """`make demo`: the real SmolLM2-135M-Instruct, exported for this host, answers a chat prompt.
 
-Steps: quickstart checkpoint (cached) -> ExecuTorch bundle (edgeslm kernels) (cached) -> `edgeslm run --chat --json` in a
-fresh process (so peak RSS is the runtime's, not the exporter's) -> summary table. Exit 1 if no "Paris".
+Steps: quickstart checkpoint (cached) -> ExecuTorch bundle with edgeslm's kernels (cached) ->
+`edgeslm run --chat --json` in a fresh process (so peak RSS is the runtime's, not the exporter's) -> summary
+table. Exit 1 if no "Paris".
 """
 from __future__ import annotations
 
