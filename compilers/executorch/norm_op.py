@@ -46,10 +46,10 @@ class OpRMSNorm(nn.Module):
 
 def use_norm_op(model: nn.Module) -> int:
     """Replace every float32 sdk/models/layers.RMSNorm with an OpRMSNorm; returns how many."""
+    from edgeslm.compilers.executorch.qlinear_op import replace_module
     from edgeslm.models.layers import RMSNorm
     swaps = [(name, mod) for name, mod in model.named_modules()
              if type(mod) is RMSNorm and mod.weight.dtype == torch.float32]
     for name, mod in swaps:
-        parent_name, _, attr = name.rpartition(".")
-        setattr(model.get_submodule(parent_name) if parent_name else model, attr, OpRMSNorm(mod))
+        replace_module(model, name, OpRMSNorm(mod))
     return len(swaps)

@@ -293,7 +293,8 @@ def _fits(linear: nn.Linear, bits: int) -> bool:
     return linear.in_features % Q4_GROUP == 0 and linear.weight.dtype == torch.float32
 
 
-def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
+def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
+    """model.<name> = new (name dotted, as named_modules gives it)."""
     parent_name, _, attr = name.rpartition(".")
     setattr(model.get_submodule(parent_name) if parent_name else model, attr, new)
 
@@ -312,9 +313,9 @@ def use_qlinear(model: nn.Module, bits: int, fuse: bool = True) -> int:
                 count += 3
         mlps = [(name, mod) for name, mod in model.named_modules() if _fusable_mlp(mod, bits)]
         for name, mod in mlps:
-            _replace(model, name, QuantMLP(mod, bits))
+            replace_module(model, name, QuantMLP(mod, bits))
         count += 3 * len(mlps)
     swaps = [(name, mod) for name, mod in model.named_modules() if type(mod) is nn.Linear and _fits(mod, bits)]
     for name, mod in swaps:
-        _replace(model, name, QuantLinear(mod, bits))
+        replace_module(model, name, QuantLinear(mod, bits))
     return count + len(swaps)

@@ -179,8 +179,9 @@ Tensor& qkv_rope_q(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& w, 
   const int64_t K = x.size(x.dim() - 1), rows = K > 0 ? x.numel() / K : 0, D = cos.size(2);
   const int64_t all_heads = heads + 2 * kv_heads, n = all_heads * D;
   ET_KERNEL_CHECK_MSG(ctx, packed_ok<kInt4>(w, s, K, n) && cos.size(0) == rows && sin.size(0) == rows &&
-                               sin.size(2) == D && rot_dim >= 0 && rot_dim <= D && rot_dim % 2 == 0,
-                      InvalidArgument, out, "%s: shapes disagree (w [(H + 2 H_kv) D, hidden], cos/sin [T, 1, D])",
+                               sin.size(2) == D && D <= 1024 && rot_dim >= 0 && rot_dim <= D && rot_dim % 2 == 0,
+                      InvalidArgument, out,
+                      "%s: shapes disagree (w [(H + 2 H_kv) D, hidden], cos/sin [T, 1, D], D <= 1024)",
                       name);
   const SizesType sizes[3] = {static_cast<SizesType>(rows), static_cast<SizesType>(all_heads),
                               static_cast<SizesType>(D)};
@@ -194,8 +195,7 @@ Tensor& qkv_rope_q(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& w, 
   const float* sp = sin.const_data_ptr<float>();
   const int64_t half = rot_dim / 2;
   const float q_scale = static_cast<float>(scale);
-  float tmp[1024];
-  ET_KERNEL_CHECK_MSG(ctx, D <= 1024, InvalidArgument, out, "%s: head_dim over 1024", name);
+  float tmp[1024];                                                 // one head (D <= 1024, checked above)
   for (int64_t t = 0; t < rows; ++t) {
     const float* c = cp + t * D;
     const float* sn = sp + t * D;

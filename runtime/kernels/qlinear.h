@@ -32,6 +32,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -151,7 +152,7 @@ inline void q8_blocks_scalar(const int8_t* q, const float* xs, int64_t rows, int
 #if defined(EDGESLM_QL_X86)
 // ---- AVX2 + FMA + F16C (picked at run time) ----
 template <int R>
-__attribute__((target("avx2,fma,f16c"))) inline void q4_rows_avx2(const int8_t* q, const float* xs,
+__attribute__((target("avx2,fma,f16c"))) inline void q4_rows_simd(const int8_t* q, const float* xs,
                                                                    const int32_t* gsum, int64_t K,
                                                                    const uint8_t* wb, const uint16_t* sb,
                                                                    float* acc_out /* [R][8] */) {
@@ -187,7 +188,7 @@ __attribute__((target("avx2,fma,f16c"))) inline void q4_rows_avx2(const int8_t* 
 }
 
 template <int R>
-__attribute__((target("avx2,fma"))) inline void q8_rows_avx2(const int8_t* q, const float* xs, int64_t K,
+__attribute__((target("avx2,fma"))) inline void q8_rows_simd(const int8_t* q, const float* xs, int64_t K,
                                                             const int8_t* wb, const float* sb,
                                                             float* acc_out /* [R][8] */) {
   const int64_t G = K / kQGroup;
@@ -259,7 +260,7 @@ inline bool cpu_has_avx2() {
 #if defined(EDGESLM_QL_ARM)
 // ---- arm64: SDOT (Armv8.2 dot product, picked at run time) ----
 template <int R>
-EDGESLM_QL_DOTPROD inline void q4_rows_dot(const int8_t* q, const float* xs, const int32_t* gsum, int64_t K,
+EDGESLM_QL_DOTPROD inline void q4_rows_simd(const int8_t* q, const float* xs, const int32_t* gsum, int64_t K,
                                            const uint8_t* wb, const uint16_t* sb, float* acc_out) {
   const int64_t G = K / kQGroup;
   const uint8x16_t low4 = vdupq_n_u8(0x0F);
@@ -299,7 +300,7 @@ EDGESLM_QL_DOTPROD inline void q4_rows_dot(const int8_t* q, const float* xs, con
 }
 
 template <int R>
-EDGESLM_QL_DOTPROD inline void q8_rows_dot(const int8_t* q, const float* xs, int64_t K, const int8_t* wb,
+EDGESLM_QL_DOTPROD inline void q8_rows_simd(const int8_t* q, const float* xs, int64_t K, const int8_t* wb,
                                            const float* sb, float* acc_out) {
   const int64_t G = K / kQGroup;
   float32x4_t f0[R], f1[R];
@@ -367,6 +368,18 @@ inline void quantize_row(const float* x, int64_t K, int8_t* q, float* xs, int32_
   quantize_row_scalar(x, K, q, xs, gsum);
 }
 
+// Calls f(std::integral_constant<int, m>{}) for m in 1..kQMaxRows: the row count as a template argument,
+// so the loops keep their accumulators in registers.
+template <typename F>
+inline void with_rows(int64_t m, F&& f) {
+  switch (m) {
+    case 4: return f(std::integral_constant<int, 4>{});
+    case 3: return f(std::integral_constant<int, 3>{});
+    case 2: return f(std::integral_constant<int, 2>{});
+    default: return f(std::integral_constant<int, 1>{});
+  }
+}
+
 // Writes out[r*ldo + n] (+ bias) for the rows and the blocks [b0, b1); columns >= N are not written.
 template <bool kInt4>
 inline void q_blocks(const int8_t* q, const float* xs, const int32_t* gsum, int64_t rows, int64_t K,
@@ -393,33 +406,11 @@ inline void q_blocks(const int8_t* q, const float* xs, const int32_t* gsum, int6
         const uint8_t* wb = static_cast<const uint8_t*>(w) + b * G * 128;
         const uint16_t* sb = static_cast<const uint16_t*>(s) + b * G * kQCols;
         const int32_t* gr = gsum + r0 * G;
-#if defined(EDGESLM_QL_X86)
-#define EDGESLM_Q4(R) q4_rows_avx2<R>(qr, xs + r0 * G, gr, K, wb, sb, acc)
-#else
-#define EDGESLM_Q4(R) q4_rows_dot<R>(qr, xs + r0 * G, gr, K, wb, sb, acc)
-#endif
-        switch (m) {
-          case 4: EDGESLM_Q4(4); break;
-          case 3: EDGESLM_Q4(3); break;
-          case 2: EDGESLM_Q4(2); break;
-          default: EDGESLM_Q4(1); break;
-        }
-#undef EDGESLM_Q4
+        with_rows(m, [&](auto R) { q4_rows_simd<decltype(R)::value>(qr, xs + r0 * G, gr, K, wb, sb, acc); });
       } else {
         const int8_t* wb = static_cast<const int8_t*>(w) + b * K * kQCols;
         const float* sb = static_cast<const float*>(s) + b * kQCols;
-#if defined(EDGESLM_QL_X86)
-#define EDGESLM_Q8(R) q8_rows_avx2<R>(qr, xs + r0 * G, K, wb, sb, acc)
-#else
-#define EDGESLM_Q8(R) q8_rows_dot<R>(qr, xs + r0 * G, K, wb, sb, acc)
-#endif
-        switch (m) {
-          case 4: EDGESLM_Q8(4); break;
-          case 3: EDGESLM_Q8(3); break;
-          case 2: EDGESLM_Q8(2); break;
-          default: EDGESLM_Q8(1); break;
-        }
-#undef EDGESLM_Q8
+        with_rows(m, [&](auto R) { q8_rows_simd<decltype(R)::value>(qr, xs + r0 * G, K, wb, sb, acc); });
       }
       for (int64_t i = 0; i < m; ++i)
         for (int c = 0; c < kQCols && b * kQCols + c < N; ++c) {
