@@ -120,8 +120,8 @@ def eager_greedy(bundle: Path, steps: int) -> list[int]:
     manifest = json.loads((Path(bundle) / "manifest.json").read_text())
     model = load_checkpoint(manifest["model"]["source"], max_seq_len=manifest["model"]["max_seq_len"]).model
     if manifest["backend"] == "executorch":
-        from edgeslm.compilers.executorch import quantize
-        quantize(model, load_recipe(manifest["quant"]["name"]))
+        from edgeslm.compilers.executorch import prepare
+        prepare(model, load_recipe(manifest["quant"]["name"]))
     else:
         apply_recipe(model, load_recipe(manifest["quant"]["name"]))
     return accuracy.greedy_eager(model, manifest["accuracy"]["prompts"][0], steps)

@@ -82,12 +82,12 @@ def test_quantized_agreement_and_size(bundles, recipe):
     assert acc["kl_mean"] < max_kl, acc
     assert acc["kl_mean"] > 0   # really quantized, not the float model again
     # Lowering is faithful: the bundle agrees with the eager model quantized the way the backend does
-    # (edgeslm's QuantLinear reference math for the linears, torchao for the embeddings).
+    # (edgeslm's QuantLinear reference math for the linears, torchao for the embeddings, the float16 cache).
     from edgeslm import accuracy
-    from edgeslm.compilers.executorch import quantize
+    from edgeslm.compilers.executorch import prepare
     from edgeslm.quant import load_recipe
     session = ExecuTorchSession(bundle.artifact)
-    eager_q = quantize(load_checkpoint(bundles[0], max_seq_len=128).model, load_recipe(recipe))
+    eager_q = prepare(load_checkpoint(bundles[0], max_seq_len=128).model, load_recipe(recipe))
     ref = [accuracy.eager_logits(eager_q, ids) for ids in acc["prompts"]]
     got = [accuracy.session_logits(session, ids) for ids in acc["prompts"]]
     lowered = accuracy.compare(ref, got)

@@ -108,6 +108,66 @@ def test_tokens_kernel_matches_whole_cache_attention(tmp_path, softcap):
         assert torch.allclose(method.execute([qt, k2, v2, mask, pos])[0], got, atol=0, rtol=0)
 
 
+@pytest.mark.parametrize("kv_dtype", [torch.float32, torch.float16])
+def test_tokens_kernel_long_context_split_and_float16(tmp_path, kv_dtype):
+    """A decode step over a long context has fewer (token, KV head) units than the pool has threads x 4:
+    the kernel splits each unit's keys into spans and merges their softmax partials; float16 caches are
+    read as float32. Both against the reference math on the same (float16-rounded) caches."""
+    from executorch.exir import EdgeCompileConfig, to_edge
+    from executorch.runtime import Runtime
+    from edgeslm.compilers.executorch.sdpa_op import sdpa_tokens_reference
+    from edgeslm.native.kernels import load_kernels
+
+    load_kernels()
+    hkv, rep, d, s = 2, 3, 64, 1024
+    g = torch.Generator().manual_seed(5)
+    k = torch.randn(hkv, d, s, generator=g).to(kv_dtype)
+    v = torch.randn(hkv, s, d, generator=g).to(kv_dtype)
+
+    def inputs(start, t):
+        q = torch.randn(t, hkv * rep, d, generator=g) / math.sqrt(d)
+        pos = torch.arange(start, start + t)
+        mask = torch.where(torch.arange(s)[None, :] <= pos[:, None], 0.0, float("-inf"))   # [t, S]
+        return q, k, v, mask, pos
+
+    t_dim = torch.export.Dim("t", min=1, max=64)
+    ep = torch.export.export(_TokensOpOnly(0.0), inputs(100, 4), strict=False,
+                             dynamic_shapes=({0: t_dim}, None, None, {0: t_dim}, {0: t_dim}))
+    path = tmp_path / "sdpa-long.pte"
+    path.write_bytes(to_edge(ep, compile_config=EdgeCompileConfig(_check_ir_validity=False)).to_executorch().buffer)
+    method = Runtime.get().load_program(path).load_method("forward")
+    for start, t in [(900, 1), (1023, 1), (300, 1), (500, 16)]:            # decode (split), prefill chunk
+        q, kk, vv, mask, pos = inputs(start, t)
+        want = sdpa_tokens_reference(q.double(), kk.double(), vv.double(), mask.double(), pos, 0.0).float()
+        got = method.execute([q, kk, vv, mask, pos])[0]
+        assert got.shape == (1, t, hkv * rep * d)
+        assert torch.allclose(got, want, atol=2e-6, rtol=1e-5), (start, t, (got - want).abs().max())
+
+
+def test_float16_cache_swap_matches_float32_closely(tiny_checkpoint):
+    """use_sdpa_op(model, torch.float16): caches stored as float16 (half the bytes), new k/v cast on write;
+    logits stay within float16 rounding of the float32 cache's."""
+    from edgeslm.ingest.checkpoint import load_checkpoint
+
+    model = load_checkpoint(tiny_checkpoint("llama"), max_seq_len=32).model
+    ids = torch.tensor([[1, 5, 9, 3, 7, 2]])
+    with torch.no_grad():
+        before = model(ids, torch.arange(6))
+        model.reset_cache()
+        f32_bytes = sum(b.numel() * b.element_size() for n, b in model.named_buffers() if n.endswith("cache.k"))
+        assert use_sdpa_op(model, torch.float16) == len(model.layers)
+        cache = model.layers[0].self_attn.cache
+        assert cache.k.dtype == cache.v.dtype == torch.float16
+        assert sum(b.numel() * b.element_size() for n, b in model.named_buffers() if n.endswith("cache.k")) * 2 \
+            == f32_bytes
+        after = model(ids, torch.arange(6))
+    assert cache.k.abs().sum() > 0                                  # written through the float16 buffers
+    diff = (before - after).abs().max()
+    assert 0 < diff < 1e-2, diff
+    with pytest.raises(ValueError, match="kv_dtype"):
+        use_sdpa_op(model, torch.bfloat16)
+
+
 def test_reference_equals_whole_cache():
     q, k, v, mask, pos = _case(20, 3, 6, seed=9)
     assert torch.allclose(sdpa_reference(q, k, v, mask, pos, 0.0), _whole_cache(q, k, v, mask, pos, 0.0), atol=1e-6)

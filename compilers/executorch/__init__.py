@@ -1,9 +1,10 @@
 """ExecuTorch backend: XNNPACK-delegated .pte for CPUs (host, arm64 phones and boards).
 
-Pipeline: quantize (8da4w group 32 / 8da8w linears: edgeslm's own fused q/k/v + RoPE, MLP and linear ops,
-qlinear_op.py, and RMSNorm, norm_op.py; other schemes and embeddings: torchao) -> attention as the fused
-edgeslm::sdpa_cached_tokens op (sdpa_op.py) -> lower.lower_to_pte (export, XNNPACK for what is left unless
-the decoder is covered by own ops, emit) -> model.pte. Kernels: runtime/kernels.
+Pipeline (prepare()): quantize (8da4w group 32 / 8da8w linears: edgeslm's own fused q/k/v + RoPE, MLP and
+linear ops, qlinear_op.py, and RMSNorm, norm_op.py; other schemes and embeddings: torchao) -> attention as
+the fused edgeslm::sdpa_cached_tokens op over a float16 KV cache for quantized recipes, float32 for fp32
+(sdpa_op.py) -> lower.lower_to_pte (export, XNNPACK for what is left unless the decoder is covered by own
+ops, emit) -> model.pte. Kernels: runtime/kernels.
 Apple targets (profile key executorch_delegate = "coreml"): coreml_delegate.lower_coreml_pte instead.
 Python runtime: session.ExecuTorchSession. Native runtime: runtime/executorch (C API).
 """
@@ -29,6 +30,33 @@ def quantize(model, recipe, *, qlinear: bool = True):
     apply_recipe(model, dataclasses.replace(recipe, linear=None))          # embeddings (torchao)
     use_qlinear(model, bits)
     use_norm_op(model)                        # RMSNorm as edgeslm::rms_norm: no XNNPACK needed between ops
+    return model
+
+
+KV_CACHE_DTYPES = ("float16", "float32")
+
+
+def kv_cache_dtype(recipe, kv_cache: str | None = None) -> str:
+    """The attention cache's dtype: `kv_cache` when given ("float16" | "float32"), else float16 for
+    quantized recipes (half the bytes each decode step reads at long contexts; llama.cpp's default too)
+    and float32 for fp32 (bundles equal to the float model)."""
+    if kv_cache is None:
+        return "float32" if recipe.is_float else "float16"
+    if kv_cache not in KV_CACHE_DTYPES:
+        raise Unsupported(f"backend option kv_cache={kv_cache!r} is not one of {list(KV_CACHE_DTYPES)}",
+                          fix="pass backend_options={'kv_cache': 'float16'} or {'kv_cache': 'float32'}")
+    return kv_cache
+
+
+def prepare(model, recipe, *, qlinear: bool = True, sdpa_op: bool = True, kv_cache: str | None = None):
+    """The model exactly as this backend lowers it (and the eager reference the tests compare bundles with):
+    quantize() -> attention as edgeslm::sdpa_cached_tokens over a kv_cache_dtype() cache. Returns model."""
+    import torch
+
+    quantize(model, recipe, qlinear=qlinear)
+    if sdpa_op:
+        from edgeslm.compilers.executorch.sdpa_op import use_sdpa_op
+        use_sdpa_op(model, getattr(torch, kv_cache_dtype(recipe, kv_cache)))
     return model
 
 
@@ -60,9 +88,10 @@ class ExecuTorchCompiler:
         return target.kind == "cpu" and self.name in target.backends
 
     def lower(self, model, target, recipe, out: Path, *, progress=None, sdpa_op: bool = True,
-              qlinear: bool = True) -> LowerResult:
-        """sdpa_op=False keeps attention as XNNPACK bmms over the whole cache; qlinear=False quantizes
-        linears with torchao for XNNPACK's GEMMs (both False: a .pte any stock ExecuTorch runtime runs)."""
+              qlinear: bool = True, kv_cache: str | None = None) -> LowerResult:
+        """sdpa_op=False keeps attention as XNNPACK bmms over the whole float32 cache; qlinear=False
+        quantizes linears with torchao for XNNPACK's GEMMs (both False: a .pte any stock ExecuTorch runtime
+        runs); kv_cache "float16" | "float32" overrides the cache dtype (kv_cache_dtype())."""
         from edgeslm.compilers.executorch.lower import lower_to_pte
 
         if not self.supports(target):
@@ -75,13 +104,16 @@ class ExecuTorchCompiler:
             raise Unsupported(f"backend 'executorch' does not take recipe '{recipe.name}' on target "
                               f"'{target.name}' (needs {', '.join(sorted(recipe.features))})",
                               fix="choose fp32, int8 or int4 (fp16 only on Apple targets' Core ML delegate)")
+        kv = kv_cache_dtype(recipe, kv_cache) if sdpa_op else "float32"
         if progress:
             progress("quantize")
-        quantize(model, recipe, qlinear=qlinear)
-        if sdpa_op:
-            from edgeslm.compilers.executorch.sdpa_op import use_sdpa_op
-            use_sdpa_op(model)
-        return lower_to_pte(model, Path(out), progress, xnnpack=not covered_by_own_ops(model))
+        prepare(model, recipe, qlinear=qlinear, sdpa_op=sdpa_op, kv_cache=kv)
+        result = lower_to_pte(model, Path(out), progress, xnnpack=not covered_by_own_ops(model))
+        result.metadata["kv_cache_dtype"] = kv
+        result.metadata["kv_cache_bytes"] = sum(int(b.numel()) * b.element_size()
+                                                for name, b in model.named_buffers()
+                                                if name.endswith(("cache.k", "cache.v")))
+        return result
 
     def open_session(self, bundle, threads: int | None = None):
         from edgeslm.compilers.executorch.coreml_delegate import refuse_off_apple

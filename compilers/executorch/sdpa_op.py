@@ -10,8 +10,11 @@ Pieces:
      use it) and `edgeslm::sdpa_cached` (head-grouped [H_kv, rep*T, D], kept for older bundles); the
      eager implementations are the reference math (KVCache.attend on the first L slots: the masked
      slots past L contribute exactly 0).
-  2. SdpaKVCache: the KVCache whose `attend` calls the op (same buffers, same in-place update).
-  3. use_sdpa_op(model): swaps every layer's cache for an SdpaKVCache before export.
+  2. SdpaKVCache: the KVCache whose `attend` calls the op (same buffers, same in-place update; the
+     new k/v are cast to the cache's dtype first).
+  3. use_sdpa_op(model, kv_dtype): swaps every layer's cache for an SdpaKVCache before export; with
+     kv_dtype=torch.float16 the caches store float16 (half the bytes a decode step reads, as llama.cpp's
+     default f16 cache; the op computes in float32 either way).
 Runtime kernel: runtime/kernels/sdpa_cached.cpp (native runner: libedgeslm.so; Python runtime:
 edgeslm.native.kernels.load_kernels()).
 """
@@ -36,14 +39,16 @@ _lib.define("sdpa_cached_tokens.out(Tensor q, Tensor k_cache, Tensor v_cache, Te
 
 
 def sdpa_reference(q, k_cache, v_cache, mask, input_pos, softcap: float) -> torch.Tensor:
-    """q [H_kv, R, D] (scaled), k_cache [H_kv, D, S], v_cache [H_kv, S, D], mask [R, S], input_pos [T]
-    -> [H_kv, R, D]; softcap 0 = none. Only slots < max(input_pos) + 1 are read."""
+    """q [H_kv, R, D] (scaled), k_cache [H_kv, D, S], v_cache [H_kv, S, D] (float32 or float16: read as
+    float32), mask [R, S], input_pos [T] -> [H_kv, R, D]; softcap 0 = none. Only slots < max(input_pos) + 1
+    are read."""
     n = int(input_pos.max()) + 1
-    scores = torch.bmm(q, k_cache[:, :, :n])                                # [H_kv, R, L]
+    k_cache, v_cache = k_cache[:, :, :n].to(q.dtype), v_cache[:, :n].to(q.dtype)
+    scores = torch.bmm(q, k_cache)                                          # [H_kv, R, L]
     if softcap > 0:
         scores = torch.tanh(scores / softcap) * softcap
     probs = torch.softmax((scores + mask[:, :n]).float(), dim=-1).to(q.dtype)
-    return torch.bmm(probs, v_cache[:, :n])                                 # [H_kv, R, D]
+    return torch.bmm(probs, v_cache)                                        # [H_kv, R, D]
 
 
 def sdpa_tokens_reference(q, k_cache, v_cache, mask, input_pos, softcap: float) -> torch.Tensor:
@@ -90,7 +95,12 @@ def _tokens_fake(q, k_cache, v_cache, mask, input_pos, softcap):
 
 
 class SdpaKVCache(KVCache):
-    """KVCache whose attention is the fused `edgeslm::sdpa_cached` op (float32 only)."""
+    """KVCache whose attention is the fused `edgeslm::sdpa_cached` op (float32 queries; float32 or float16
+    caches)."""
+
+    def update(self, input_pos, k, v):
+        # k, v [H_kv, T, D] float32 -> the cache's dtype (a no-op for float32 caches)
+        return super().update(input_pos, k.to(self.k.dtype), v.to(self.v.dtype))
 
     def attend(self, q, k_all, v_all, mask, input_pos, softcap):
         return torch.ops.edgeslm.sdpa_cached(q, k_all, v_all, mask, input_pos, float(softcap or 0.0))
@@ -101,9 +111,12 @@ class SdpaKVCache(KVCache):
                                                     float(softcap or 0.0))
 
 
-def use_sdpa_op(model) -> int:
-    """Swap the caches of a Decoder built on the stock KVCache for SdpaKVCache (buffers reused).
+def use_sdpa_op(model, kv_dtype: torch.dtype = torch.float32) -> int:
+    """Swap the caches of a Decoder built on the stock float32 KVCache for SdpaKVCache storing kv_dtype
+    (float32: the buffers reused; float16: new zeroed buffers of the same shapes, half the bytes).
     Returns how many layers were swapped (0: not a stock decoder, or not float32, left alone)."""
+    if kv_dtype not in (torch.float32, torch.float16):
+        raise ValueError(f"kv_dtype must be torch.float32 or torch.float16, not {kv_dtype}")
     layers = getattr(model, "layers", None)
     if layers is None:
         return 0
@@ -114,5 +127,7 @@ def use_sdpa_op(model) -> int:
         if type(old) is not KVCache or old.k.dtype != torch.float32:
             continue
         old.__class__ = SdpaKVCache                   # same buffers k [H_kv, D, S], v [H_kv, S, D]
+        if kv_dtype != torch.float32:
+            old.k, old.v = torch.zeros_like(old.k, dtype=kv_dtype), torch.zeros_like(old.v, dtype=kv_dtype)
         swapped += 1
     return swapped

@@ -24,7 +24,7 @@
 #include <cstring>
 #include <vector>
 
-#include "attend_row.h"   // v8f, exp8_nonpositive (silu)
+#include "vec8.h"   // v8f, exp8_nonpositive (silu)
 #include "qlinear.h"
 #include "register_once.h"
 

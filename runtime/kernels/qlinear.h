@@ -34,6 +34,8 @@
 #include <cstring>
 #include <type_traits>
 
+#include "vec8.h"   // half_to_float, cpu_has_avx2
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define EDGESLM_QL_X86 1
@@ -58,25 +60,6 @@ namespace edgeslm_kernels {
 constexpr int kQGroup = 32;      // inputs per activation scale (and per int4 weight scale)
 constexpr int kQCols = 8;        // output columns per packed block
 constexpr int kQMaxRows = 4;     // rows sharing one pass over a weight block
-
-inline float half_to_float(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  uint32_t exp = (h >> 10) & 0x1Fu, man = h & 0x3FFu, bits;
-  if (exp == 0x1F) {
-    bits = sign | 0x7F800000u | (man << 13);
-  } else if (exp != 0) {
-    bits = sign | ((exp + 112) << 23) | (man << 13);
-  } else if (man == 0) {
-    bits = sign;
-  } else {                                    // subnormal half: normalize
-    int e = -1;
-    do { man <<= 1; ++e; } while (!(man & 0x400u));
-    bits = sign | static_cast<uint32_t>(112 - e) << 23 | ((man & 0x3FFu) << 13);
-  }
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
 
 // One row x[K] -> q[K] int8, xs[K/32], gsum[K/32]. Portable version.
 inline void quantize_row_scalar(const float* x, int64_t K, int8_t* q, float* xs, int32_t* gsum) {
@@ -250,11 +233,6 @@ __attribute__((target("avx2,fma,f16c"))) inline void quantize_row_avx2(const flo
   }
 }
 
-inline bool cpu_has_avx2() {
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                         __builtin_cpu_supports("f16c");
-  return ok;
-}
 #endif
 
 #if defined(EDGESLM_QL_ARM)

@@ -5,7 +5,7 @@
 // every call (S = max_seq_len, e.g. 2048) and the mask add runs over all of them too; this kernel reads
 // only the L = max(input_pos) + 1 slots that hold tokens, so decode cost follows the real length.
 //
-// Shapes (float32, batch 1, the layout of sdk/models/attention.py):
+// Shapes (float32 except the caches, which may be float16; batch 1; the layout of sdk/models/attention.py):
 //   q         [H_kv, R, D]   query rows of each KV head, already scaled; row r*T + t = query head
 //                            g*rep + r at position input_pos[t] (R = rep*T)
 //   k_cache   [H_kv, D, S]   K transposed (a key's components are S apart)
@@ -52,10 +52,12 @@ int64_t checked_length(KernelRuntimeContext& ctx, const Tensor& q, const Tensor&
   ET_KERNEL_CHECK_MSG(ctx, q.dim() == 3 && k_cache.dim() == 3 && v_cache.dim() == 3 && mask.dim() == 2 &&
                                input_pos.dim() == 1,
                       InvalidArgument, 0, "sdpa_cached: expected q/k/v 3-D, mask 2-D, input_pos 1-D");
-  ET_KERNEL_CHECK_MSG(ctx, q.scalar_type() == ScalarType::Float && k_cache.scalar_type() == ScalarType::Float &&
-                               v_cache.scalar_type() == ScalarType::Float && mask.scalar_type() == ScalarType::Float &&
+  const ScalarType kv = k_cache.scalar_type();
+  ET_KERNEL_CHECK_MSG(ctx, q.scalar_type() == ScalarType::Float && (kv == ScalarType::Float || kv == ScalarType::Half) &&
+                               v_cache.scalar_type() == kv && mask.scalar_type() == ScalarType::Float &&
                                input_pos.scalar_type() == ScalarType::Long,
-                      InvalidArgument, 0, "sdpa_cached: float32 q/k/v/mask and int64 input_pos only");
+                      InvalidArgument, 0,
+                      "sdpa_cached: float32 q/mask, float32 or float16 k/v caches (both alike), int64 input_pos only");
   const int64_t D = k_cache.size(1), S = k_cache.size(2);
   ET_KERNEL_CHECK_MSG(ctx, q.size(2) == D && v_cache.size(0) == k_cache.size(0) && v_cache.size(1) == S &&
                                v_cache.size(2) == D && mask.size(1) == S && input_pos.numel() > 0,
@@ -72,17 +74,34 @@ struct Unit {
   int64_t g, mrow, qrow0, qstride, m;
 };
 
-// Runs attend_rows over units [0, units) (unit_of(u) -> Unit), at most kMaxRows rows per call.
-// Small calls (below ~64K multiply-adds: a decode step over a short context) run on the calling thread:
-// waking the pool costs more than the work.
-template <typename UnitOf>
+// Key spans per unit: a decode step has few units (T * H_kv, e.g. 3 for SmolLM2), fewer than a pool can
+// share evenly, so long contexts are split over keys (at least 64 keys a span) into >= 4 items per
+// thread and the spans merged; prefill has units enough (1 span each).
+constexpr int64_t kMaxSpans = 64;
+int64_t spans_per_unit(int64_t units, int64_t L) {
+  const int64_t threads = std::max<int64_t>(1, executorch::extension::get_thread_count());
+  if (threads == 1 || units >= 4 * threads) return 1;
+  return std::clamp<int64_t>(std::min((4 * threads + units - 1) / units, L / 64), 1, kMaxSpans);
+}
+
+// Runs attend_span over units [0, units) (unit_of(u) -> Unit; at most rows_per_unit rows each), up to
+// kMaxRows rows per call, each unit over `spans` key spans of [0, L). Small calls (below ~64K
+// multiply-adds: a decode step over a short context) run on the calling thread: waking the pool costs
+// more than the work.
+template <typename KV, typename UnitOf>
 bool run_units(int64_t units, int64_t rows_per_unit, int64_t L, int64_t D, int64_t S, const float* qp,
-               const float* kp, const float* vp, const float* mp, float cap, float* op, UnitOf unit_of) {
+               const KV* kp, const KV* vp, const float* mp, float cap, float* op, UnitOf unit_of) {
   const int64_t per_unit = std::max<int64_t>(1, 2 * L * D * rows_per_unit);
-  const int64_t grain = std::max<int64_t>(1, (64 * 1024) / per_unit);
+  const bool small = units * per_unit < 64 * 1024;
+  const int64_t spans = small ? 1 : spans_per_unit(units, L);
+  // spans > 1: partial results [units, spans, rows_per_unit] x (D accumulators + stats), merged after
+  std::vector<float> partial(spans > 1 ? static_cast<size_t>(units * spans * rows_per_unit * D) : 0);
+  std::vector<SpanStats> stats(spans > 1 ? static_cast<size_t>(units * spans * rows_per_unit) : 0);
   auto work = [&](int64_t begin, int64_t end) {
     std::vector<float> scratch(static_cast<size_t>(kMaxRows * L));
-    for (int64_t u = begin; u < end; ++u) {
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t u = item / spans, c = item % spans;
+      const int64_t j0 = L * c / spans, j1 = L * (c + 1) / spans;
       const Unit x = unit_of(u);
       for (int64_t r0 = 0; r0 < x.m; r0 += kMaxRows) {
         const int mm = static_cast<int>(std::min<int64_t>(kMaxRows, x.m - r0));
@@ -91,18 +110,57 @@ bool run_units(int64_t units, int64_t rows_per_unit, int64_t L, int64_t D, int64
         for (int i = 0; i < mm; ++i) {
           const int64_t row = x.qrow0 + (r0 + i) * x.qstride;
           qs[i] = qp + row * D;
-          os[i] = op + row * D;
+          os[i] = spans > 1 ? partial.data() + ((u * spans + c) * rows_per_unit + r0 + i) * D : op + row * D;
         }
-        attend_rows(qs, os, mm, kp + x.g * D * S, vp + x.g * S * D, mp + x.mrow * S, D, S, L, cap,
-                    scratch.data());
+        const KV* kg = kp + x.g * D * S;
+        const KV* vg = vp + x.g * S * D;
+        const float* mrow = mp + x.mrow * S;
+        if (spans == 1) {
+          attend_rows(qs, os, mm, kg, vg, mrow, D, S, L, cap, scratch.data());
+        } else {
+          attend_span(qs, os, mm, kg, vg, mrow, D, S, j0, j1, cap, scratch.data(),
+                      stats.data() + (u * spans + c) * rows_per_unit + r0);
+        }
       }
     }
   };
-  if (grain >= units) {
+  if (small) {
     work(0, units);
     return true;
   }
-  return executorch::extension::parallel_for(0, units, grain, work);
+  const int64_t grain = std::max<int64_t>(1, (64 * 1024) / (per_unit / spans + 1));
+  if (!executorch::extension::parallel_for(0, units * spans, grain, work)) return false;
+  if (spans > 1) {                                                 // merge each row's spans
+    const float* accs[kMaxSpans];
+    SpanStats st[kMaxSpans];
+    for (int64_t u = 0; u < units; ++u) {
+      const Unit x = unit_of(u);
+      for (int64_t i = 0; i < x.m; ++i) {
+        for (int64_t c = 0; c < spans; ++c) {
+          accs[c] = partial.data() + ((u * spans + c) * rows_per_unit + i) * D;
+          st[c] = stats[(u * spans + c) * rows_per_unit + i];
+        }
+        merge_spans(accs, st, spans, D, op + (x.qrow0 + i * x.qstride) * D);
+      }
+    }
+  }
+  return true;
+}
+
+// run_units with the caches' element type: float32, or float16 (binary16 bits, math in float32).
+template <typename UnitOf>
+bool run_units_any(const Tensor& k_cache, const Tensor& v_cache, int64_t units, int64_t rows_per_unit, int64_t L,
+                   const Tensor& q, const Tensor& mask, double softcap, Tensor& out, UnitOf unit_of) {
+  const int64_t D = k_cache.size(1), S = k_cache.size(2);
+  const float* qp = q.const_data_ptr<float>();
+  const float* mp = mask.const_data_ptr<float>();
+  float* op = out.mutable_data_ptr<float>();
+  const float cap = static_cast<float>(softcap);
+  if (k_cache.scalar_type() == ScalarType::Half)
+    return run_units(units, rows_per_unit, L, D, S, qp, static_cast<const uint16_t*>(k_cache.const_data_ptr()),
+                     static_cast<const uint16_t*>(v_cache.const_data_ptr()), mp, cap, op, unit_of);
+  return run_units(units, rows_per_unit, L, D, S, qp, k_cache.const_data_ptr<float>(),
+                   v_cache.const_data_ptr<float>(), mp, cap, op, unit_of);
 }
 
 }  // namespace
@@ -113,14 +171,12 @@ Tensor& sdpa_cached_out(KernelRuntimeContext& ctx, const Tensor& q, const Tensor
                         Tensor& out) {
   const int64_t L = checked_length(ctx, q, k_cache, v_cache, mask, input_pos);
   if (L == 0) return out;
-  const int64_t H = q.size(0), R = q.size(1), D = q.size(2), S = k_cache.size(2);
+  const int64_t H = q.size(0), R = q.size(1);
   ET_KERNEL_CHECK_MSG(ctx, k_cache.size(0) == H && mask.size(0) == R, InvalidArgument, out,
                       "sdpa_cached: shapes disagree (q [H_kv,R,D], mask [R,S])");
   ET_KERNEL_CHECK(ctx, executorch::runtime::resize_tensor(out, q.sizes()) == Error::Ok, InvalidArgument, out);
-  const bool ok = run_units(H * R, 1, L, D, S, q.const_data_ptr<float>(), k_cache.const_data_ptr<float>(),
-                            v_cache.const_data_ptr<float>(), mask.const_data_ptr<float>(),
-                            static_cast<float>(softcap), out.mutable_data_ptr<float>(),
-                            [R](int64_t row) { return Unit{row / R, row % R, row, 0, 1}; });
+  const bool ok = run_units_any(k_cache, v_cache, H * R, 1, L, q, mask, softcap, out,
+                                [R](int64_t row) { return Unit{row / R, row % R, row, 0, 1}; });
   ET_KERNEL_CHECK_MSG(ctx, ok, Internal, out, "sdpa_cached: parallel_for failed");
   return out;
 }
@@ -131,7 +187,7 @@ Tensor& sdpa_cached_tokens_out(KernelRuntimeContext& ctx, const Tensor& q, const
                                double softcap, Tensor& out) {
   const int64_t L = checked_length(ctx, q, k_cache, v_cache, mask, input_pos);
   if (L == 0) return out;
-  const int64_t T = q.size(0), H = q.size(1), D = q.size(2), S = k_cache.size(2), Hkv = k_cache.size(0);
+  const int64_t T = q.size(0), H = q.size(1), D = q.size(2), Hkv = k_cache.size(0);
   ET_KERNEL_CHECK_MSG(ctx, Hkv > 0 && H % Hkv == 0 && input_pos.numel() == T && mask.size(0) >= T,
                       InvalidArgument, out,
                       "sdpa_cached_tokens: shapes disagree (q [T,H,D] with H a multiple of H_kv, mask [>=T,S])");
@@ -140,13 +196,11 @@ Tensor& sdpa_cached_tokens_out(KernelRuntimeContext& ctx, const Tensor& q, const
   ET_KERNEL_CHECK(ctx, executorch::runtime::resize_tensor(out, {sizes, 3}) == Error::Ok, InvalidArgument, out);
   const int64_t rep = H / Hkv;
   // unit (t, g): the rep query heads g*rep .. g*rep + rep-1 of token t, contiguous rows of q
-  const bool ok = run_units(T * Hkv, rep, L, D, S, q.const_data_ptr<float>(), k_cache.const_data_ptr<float>(),
-                            v_cache.const_data_ptr<float>(), mask.const_data_ptr<float>(),
-                            static_cast<float>(softcap), out.mutable_data_ptr<float>(),
-                            [H, Hkv, rep](int64_t u) {
-                              const int64_t t = u / Hkv, g = u % Hkv;
-                              return Unit{g, t, t * H + g * rep, 1, rep};
-                            });
+  const bool ok = run_units_any(k_cache, v_cache, T * Hkv, rep, L, q, mask, softcap, out,
+                                [H, Hkv, rep](int64_t u) {
+                                  const int64_t t = u / Hkv, g = u % Hkv;
+                                  return Unit{g, t, t * H + g * rep, 1, rep};
+                                });
   ET_KERNEL_CHECK_MSG(ctx, ok, Internal, out, "sdpa_cached_tokens: parallel_for failed");
   return out;
 }

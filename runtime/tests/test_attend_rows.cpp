@@ -1,6 +1,8 @@
 // runtime/kernels/attend_row.h against a double-precision reference: head sizes that exercise the
 // 32-, 8- and 1-component paths, 1..4 rows per call, lengths around the 8-key vectors, sliding-window
-// bands with -inf holes, soft-capping. Prints "all checks passed" (run by tests/test_sdpa_kernel.py).
+// bands with -inf holes, soft-capping; float32 and float16 caches; one span and split spans merged
+// (merge_spans). Also vec8.h's float16 conversion for all 65536 bit patterns. Prints "all checks passed"
+// (run by tests/test_sdpa_kernel.py).
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -8,67 +10,179 @@
 
 #include "../kernels/attend_row.h"
 
-using edgeslm_kernels::attend_rows;
+using namespace edgeslm_kernels;
+
+namespace {
+
+// IEEE binary16 bits -> double, from the definition (the reference for half_to_float / load8).
+double half_reference(uint16_t h) {
+  const int sign = h >> 15, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+  double v = exp == 0 ? std::ldexp(man, -24) : exp == 31 ? (man ? NAN : INFINITY) : std::ldexp(1024 + man, exp - 25);
+  return sign ? -v : v;
+}
+
+// float -> nearest binary16 bits (normal range; what the test's caches hold)
+uint16_t to_half(float x) {
+  uint16_t best = 0;
+  double err = INFINITY;
+  const int sign = x < 0;
+  for (int e = 1; e < 31; ++e) {      // coarse: exponent from the value, then the two nearest mantissas
+    const double lo = std::ldexp(1024, e - 25), hi = std::ldexp(2047, e - 25);
+    const double a = std::fabs(x);
+    if (a < lo && e > 1) continue;
+    if (a > hi && e < 30) continue;
+    const double man = std::nearbyint(a / std::ldexp(1.0, e - 25)) - 1024;
+    for (double mm : {std::floor(man), std::ceil(man)}) {
+      if (mm < 0 || mm > 1023) continue;
+      const uint16_t h = static_cast<uint16_t>((sign << 15) | (e << 10) | static_cast<int>(mm));
+      const double d = std::fabs(half_reference(h) - x);
+      if (d < err) { err = d; best = h; }
+    }
+    break;
+  }
+  return best;
+}
+
+#if defined(EDGESLM_X86_AVX2)
+// F16C instruction; stores (an AVX function must not return a v8f to a baseline caller: ABI)
+EDGESLM_X86_AVX2 void load8_f16c(const uint16_t* p, float* out) { store8(out, load8_kv<true>(p)); }
+#endif
+
+bool check_half_conversion() {
+  for (uint32_t h = 0; h < 65536; h += 8) {
+    uint16_t bits[8];
+    for (int i = 0; i < 8; ++i) bits[i] = static_cast<uint16_t>(h + i);
+    const v8f v = load8_kv<false>(bits);
+    float hw[8];
+    store8(hw, v);
+#if defined(EDGESLM_X86_AVX2)
+    if (cpu_has_avx2()) load8_f16c(bits, hw);
+#endif
+    for (int i = 0; i < 8; ++i) {
+      const double want = half_reference(bits[i]);
+      const float got1 = half_to_float(bits[i]), got8 = v[i], goth = hw[i];
+      const bool nan = std::isnan(want);
+      if (nan ? !(std::isnan(got1) && std::isnan(got8) && std::isnan(goth))
+              : !(got1 == want && got8 == want && goth == want)) {
+        std::printf("FAIL half 0x%04x: scalar %g vector %g f16c %g want %g\n", bits[i], got1, got8, goth, want);
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+// Runs m rows over [0, L) as `spans` spans (1: attend_rows), returns the worst error vs double or -1.
+template <typename KV>
+double run_case(int64_t D, int64_t L, int m, int variant, int spans, std::mt19937& gen) {
+  std::normal_distribution<float> normal;
+  const int64_t S = 640;
+  const float softcap = variant == 2 ? 5.0f : 0.0f;
+  std::vector<float> q(m * D), k(D * S), v(S * D), mask(S), out(m * D, 7.0f), scratch(4 * S);
+  for (auto& x : q) x = normal(gen) / 4;
+  for (auto& x : k) x = normal(gen);
+  for (auto& x : v) x = normal(gen);
+  std::vector<KV> kc(D * S), vc(S * D);
+  for (size_t i = 0; i < k.size(); ++i) {
+    if constexpr (sizeof(KV) == 2) {
+      kc[i] = to_half(k[i]);
+      vc[i] = to_half(v[i]);
+      k[i] = static_cast<float>(half_reference(kc[i]));     // the reference sees the stored values
+      v[i] = static_cast<float>(half_reference(vc[i]));
+    } else {
+      kc[i] = k[i];
+      vc[i] = v[i];
+    }
+  }
+  for (int64_t j = 0; j < S; ++j) {
+    bool visible = j < L;
+    if (variant == 1) visible = visible && j > L - 6 && j != L - 3;   // band [L-5, L-1] minus a hole
+    mask[j] = visible ? 0.0f : -INFINITY;
+  }
+  const float* qs[4];
+  float* os[4];
+  for (int i = 0; i < m; ++i) {
+    qs[i] = q.data() + i * D;
+    os[i] = out.data() + i * D;
+  }
+  if (spans == 1) {
+    attend_rows(qs, os, m, kc.data(), vc.data(), mask.data(), D, S, L, softcap, scratch.data());
+  } else {                                          // the kernel's split-K path: spans, then merge
+    std::vector<float> part(spans * m * D);
+    std::vector<SpanStats> st(spans * m);
+    for (int c = 0; c < spans; ++c) {
+      float* acc[4];
+      for (int i = 0; i < m; ++i) acc[i] = part.data() + (c * m + i) * D;
+      attend_span(qs, acc, m, kc.data(), vc.data(), mask.data(), D, S, L * c / spans, L * (c + 1) / spans, softcap,
+                  scratch.data(), st.data() + c * m);
+    }
+    for (int i = 0; i < m; ++i) {
+      const float* accs[8];
+      SpanStats sti[8];
+      for (int c = 0; c < spans; ++c) {
+        accs[c] = part.data() + (c * m + i) * D;
+        sti[c] = st[c * m + i];
+      }
+      merge_spans(accs, sti, spans, D, os[i]);
+    }
+  }
+  double worst = 0.0;
+  for (int i = 0; i < m; ++i) {
+    std::vector<double> p(L, 0.0);
+    double mx = -INFINITY, sum = 0.0;
+    for (int64_t j = 0; j < L; ++j) {
+      if (mask[j] != 0.0f) continue;
+      double s = 0.0;
+      for (int64_t d = 0; d < D; ++d) s += (double)q[i * D + d] * k[d * S + j];
+      if (softcap > 0) s = std::tanh(s / softcap) * softcap;
+      p[j] = s;
+      mx = std::max(mx, s);
+    }
+    for (int64_t j = 0; j < L; ++j) {
+      p[j] = mask[j] == 0.0f ? std::exp(p[j] - mx) : 0.0;
+      sum += p[j];
+    }
+    for (int64_t d = 0; d < D; ++d) {
+      double want = 0.0;
+      for (int64_t j = 0; j < L; ++j) want += p[j] / sum * v[j * D + d];
+      const double err = std::fabs(want - out[i * D + d]);
+      worst = std::max(worst, err);
+      if (!(err < 2e-5)) {
+        std::printf("FAIL %s D=%ld L=%ld m=%d variant=%d spans=%d row=%d d=%ld: got %.7f want %.7f\n",
+                    sizeof(KV) == 2 ? "f16" : "f32", (long)D, (long)L, m, variant, spans, i, (long)d,
+                    out[i * D + d], want);
+        return -1.0;
+      }
+    }
+  }
+  return worst;
+}
+
+}  // namespace
 
 int main() {
+  if (!check_half_conversion()) return 1;
   std::mt19937 gen(1);
-  std::normal_distribution<float> normal;
   double worst = 0.0;
   int cases = 0;
-  for (int64_t D : {16, 40, 64, 80, 128}) {
-    for (int64_t L : {1, 7, 8, 9, 148, 600}) {
-      for (int m = 1; m <= 4; ++m) {
-        for (int variant = 0; variant < 3; ++variant) {   // 0 causal prefix, 1 window band + hole, 2 softcap
-          const int64_t S = 640;
-          const float softcap = variant == 2 ? 5.0f : 0.0f;
-          std::vector<float> q(m * D), k(D * S), v(S * D), mask(S), out(m * D, 7.0f), scratch(4 * S);
-          for (auto& x : q) x = normal(gen) / 4;
-          for (auto& x : k) x = normal(gen);
-          for (auto& x : v) x = normal(gen);
-          for (int64_t j = 0; j < S; ++j) {
-            bool visible = j < L;
-            if (variant == 1) visible = visible && j > L - 6 && j != L - 3;   // band [L-5, L-1] minus a hole
-            mask[j] = visible ? 0.0f : -INFINITY;
-          }
-          const float* qs[4];
-          float* os[4];
-          for (int i = 0; i < m; ++i) {
-            qs[i] = q.data() + i * D;
-            os[i] = out.data() + i * D;
-          }
-          attend_rows(qs, os, m, k.data(), v.data(), mask.data(), D, S, L, softcap, scratch.data());
-          for (int i = 0; i < m; ++i) {
-            std::vector<double> p(L, 0.0);
-            double mx = -INFINITY, sum = 0.0;
-            for (int64_t j = 0; j < L; ++j) {
-              if (mask[j] != 0.0f) continue;
-              double s = 0.0;
-              for (int64_t d = 0; d < D; ++d) s += (double)q[i * D + d] * k[d * S + j];
-              if (softcap > 0) s = std::tanh(s / softcap) * softcap;
-              p[j] = s;
-              mx = std::max(mx, s);
-            }
-            for (int64_t j = 0; j < L; ++j) {
-              p[j] = mask[j] == 0.0f ? std::exp(p[j] - mx) : 0.0;
-              sum += p[j];
-            }
-            for (int64_t d = 0; d < D; ++d) {
-              double want = 0.0;
-              for (int64_t j = 0; j < L; ++j) want += p[j] / sum * v[j * D + d];
-              const double err = std::fabs(want - out[i * D + d]);
-              worst = std::max(worst, err);
-              if (!(err < 2e-5)) {
-                std::printf("FAIL D=%ld L=%ld m=%d variant=%d row=%d d=%ld: got %.7f want %.7f\n", (long)D,
-                            (long)L, m, variant, i, (long)d, out[i * D + d], want);
-                return 1;
-              }
+  for (int half = 0; half < 2; ++half) {
+    for (int64_t D : {16, 40, 64, 80, 128}) {
+      for (int64_t L : {1, 7, 8, 9, 148, 600}) {
+        for (int m = 1; m <= 4; ++m) {
+          for (int variant = 0; variant < 3; ++variant) {   // 0 causal prefix, 1 window band + hole, 2 softcap
+            for (int spans : {1, 3, 8}) {
+              if (spans > L) continue;
+              const double w = half ? run_case<uint16_t>(D, L, m, variant, spans, gen)
+                                    : run_case<float>(D, L, m, variant, spans, gen);
+              if (w < 0) return 1;
+              worst = std::max(worst, w);
+              ++cases;
             }
           }
-          ++cases;
         }
       }
     }
   }
-  std::printf("%d cases, worst abs error %.3g\nall checks passed\n", cases, worst);
+  std::printf("65536 float16 patterns, %d attention cases, worst abs error %.3g\nall checks passed\n", cases, worst);
   return 0;
 }

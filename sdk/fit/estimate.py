@@ -104,7 +104,7 @@ def _executorch(shape, recipe, target, prefill) -> Estimate:
     spec = recipe.linear
     stored, linear = _stored(shape, spec, spec, recipe.embedding, 4, 4, share_table=False)
     packed = int(XNNPACK_PACK_FACTOR[spec["weight_bits"] if spec else None] * linear)
-    kv = shape.kv_cache_bytes(4)
+    kv = shape.kv_cache_bytes(4 if recipe.is_float else 2)   # quantized recipes: float16 cache (kv_cache_dtype)
     act = _arena_activations(shape, shape.max_seq_len, 4)          # static plan for a full-context prefill
     parts = dict(weights_resident=stored + packed, kv_cache=kv, activations=act,
                  tokenizer=int(TOKENIZER_FACTOR * shape.tokenizer_bytes), runtime=RUNTIME_BYTES["executorch"])

@@ -1,0 +1,60 @@
+// One thread, the attention of a decode step (runtime/kernels/attend_row.h) with SmolLM2-135M's shapes:
+// 30 layers x 3 KV heads x 3 query rows, head size 64, caches of 640 slots, L tokens of context; the
+// caches of all layers are distinct buffers and a 96 MB buffer is streamed between steps, as the weights
+// of a real step evict the last-level cache. float32 and float16 caches. Prints ms per step and the
+// rate at which K and V bytes were read.
+//   g++ -O2 -std=c++17 -I runtime/kernels benchmarks/attend_loops.cpp -o /tmp/attend_loops && /tmp/attend_loops
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <vector>
+
+#include "attend_row.h"
+
+using namespace edgeslm_kernels;
+
+template <typename KV>
+double step_ms(int64_t L, int reps) {
+  const int64_t layers = 30, hkv = 3, rep = 3, D = 64, S = 640;
+  std::vector<KV> k(layers * hkv * D * S), v(layers * hkv * S * D);
+  std::mt19937 gen(1);
+  for (auto& x : k) x = static_cast<KV>(gen() % 1000 == 0 ? 0 : 0x3c00 & 0x3fff);   // 1.0 in float16 bits
+  for (auto& x : v) x = static_cast<KV>(0x3800);                                      // 0.5
+  if constexpr (sizeof(KV) == 4) {
+    for (auto& x : k) x = 0.01f;
+    for (auto& x : v) x = 0.5f;
+  }
+  std::vector<float> q(rep * D, 0.1f), out(rep * D), mask(S, 0.0f), scratch(kMaxRows * S);
+  std::vector<char> evict(96 << 20, 1);
+  double best = 1e9;
+  for (int r = 0; r < reps; ++r) {
+    long sink = 0;
+    for (size_t i = 0; i < evict.size(); i += 64) sink += evict[i];
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int64_t l = 0; l < layers; ++l) {
+      for (int64_t g = 0; g < hkv; ++g) {
+        const float* qs[3] = {q.data(), q.data() + D, q.data() + 2 * D};
+        float* os[3] = {out.data(), out.data() + D, out.data() + 2 * D};
+        const int64_t head = l * hkv + g;
+        attend_rows(qs, os, 3, k.data() + head * D * S, v.data() + head * S * D, mask.data(), D, S, L, 0.0f,
+                    scratch.data());
+      }
+    }
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    best = std::min(best, ms);
+    if (sink == 42) std::printf(" ");
+  }
+  return best;
+}
+
+int main(int argc, char** argv) {
+  const int reps = argc > 1 ? std::atoi(argv[1]) : 20;
+  for (int64_t L : {64, 216, 512, 639}) {
+    const double f32 = step_ms<float>(L, reps), f16 = step_ms<uint16_t>(L, reps);
+    const double bytes32 = 30.0 * 3 * 2 * 64 * L * 4;
+    std::printf("L=%3ld  float32 cache %.3f ms/step (%.1f GB/s of K+V)   float16 cache %.3f ms/step (%.1f GB/s)\n",
+                (long)L, f32, bytes32 / f32 / 1e6, f16, bytes32 / 2 / f16 / 1e6);
+  }
+  return 0;
+}
