@@ -14,12 +14,14 @@ Steps: 1. checkpoint (SmolLM2-135M quickstart, or --quick: tiny random Llama) an
 tokenized by the model's tokenizer, cut to each length) -> 2. memory bandwidth (STREAM-like triad) ->
 3. per (peer, bits): build or reuse the artifact (.cache/peers, keyed by what produced it), run it in a child
 process (warmup + reps per prompt length), record samples, tokens, RSS, size, export time, load average;
-a peer that cannot be built or run becomes a row with the reason -> 4. bandwidth again -> 5. Markdown
+a peer that cannot be built or run becomes a row with the reason; with --rounds K the whole list runs K
+times round-robin (bandwidth measured between rounds) and each peer's samples are pooled -> 4. bandwidth
+again -> 5. Markdown
 table (ratios vs llama.cpp at matched bits; fraction of the bandwidth bound) + JSON in benchmarks/results/.
 
   python benchmarks/peers.py [--quick] [--peers eager,onnxruntime,llamacpp,etllama,edgeslm-executorch,edgeslm-tvm]
                              [--bits fp32,int8,int4,q4_1] [--prompt-lens 16,128,512] [--new-tokens 64]
-                             [--reps 3] [--warmup 1] [--threads 2] [--allow-stale]
+                             [--reps 3] [--rounds 1] [--warmup 1] [--threads 2] [--allow-stale]
                              [--bundle executorch:fp32=DIR ...] [--cached-only] [--append]
 """
 from __future__ import annotations
@@ -209,6 +211,21 @@ def run_peer(art: dict, ckpt: Path, ids: dict, args, ctx: int) -> dict:
     return doc
 
 
+def merge_round(row: dict, result: dict) -> None:
+    """Pools one round's run_peer result into the row: samples appended per prompt length, peak RSS the
+    max, load time and tokens from the first round."""
+    if "runs" not in row:
+        row.update(result)
+        return
+    row["peak_rss_bytes"] = max(row.get("peak_rss_bytes") or 0, result.get("peak_rss_bytes") or 0)
+    for n, run in result["runs"].items():
+        have = row["runs"].setdefault(n, run)
+        if have is run or "skipped" in run or "skipped" in have:
+            continue
+        for key in ("ttft_ms", "decode_tokens_per_s"):
+            have[key] = list(have[key]) + list(run[key])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny random Llama, short prompts (smoke test)")
@@ -217,6 +234,9 @@ def main() -> int:
     parser.add_argument("--prompt-lens", default=None, help="default 16,128,512 (--quick: 8,32)")
     parser.add_argument("--new-tokens", type=int, default=None, help="default 64 (--quick: 16)")
     parser.add_argument("--reps", type=int, default=None, help="default 3 (--quick: 2)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every peer this many times round-robin and pool the samples, so a drift "
+                             "of the machine's bandwidth during the run hits every peer alike (default 1)")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--allow-stale", action="store_true",
@@ -250,25 +270,32 @@ def main() -> int:
     bw_mb = 256 if args.quick else 512
     bandwidth = [triad_gbps(bw_mb, 5, args.threads), triad_gbps(bw_mb, 5, 1)]
     jobs = [(p, b) for p in peers for b in PEERS[p] if b in bits_wanted]
-    rows = []
-    with steps("peers", [f"{p} {b}" for p, b in jobs]) as step:
-        for peer, bits in jobs:
-            step(f"{peer} {bits}")
-            row = {"peer": peer, "bits": bits, "status": "ok", "load_before": os.getloadavg()}
-            try:
-                art = build(peer, bits, ckpt, model, ctx, args.threads, args.allow_stale,
-                            dict(b.split("=", 1) for b in args.bundle), args.cached_only)
-                row.update({k: v for k, v in art.items() if k != "kind"})
-            except Exception as err:   # a peer that cannot be built is a row with the reason, not a crash
-                row.update(status="not built", reason=f"{type(err).__name__}: {err}"[:400])
-                rows.append(row)
-                continue
-            try:
-                row.update(run_peer(art, ckpt, ids, args, ctx))
-            except Exception as err:
-                row.update(status="failed", reason=f"{type(err).__name__}: {err}"[:400])
-            row["load_after"] = os.getloadavg()
-            rows.append(row)
+    rows, arts = {}, {}
+    rounds = max(1, args.rounds)
+    with steps("peers", [f"{p} {b} (round {r + 1})" for r in range(rounds) for p, b in jobs]) as step:
+        for rnd in range(rounds):
+            if rnd:
+                bandwidth.append(triad_gbps(bw_mb, 5, args.threads))
+            for peer, bits in jobs:
+                step(f"{peer} {bits} (round {rnd + 1})")
+                row = rows.setdefault((peer, bits), {"peer": peer, "bits": bits, "status": "ok",
+                                                     "load_before": os.getloadavg()})
+                if row["status"] != "ok":
+                    continue
+                try:
+                    if (peer, bits) not in arts:
+                        arts[peer, bits] = build(peer, bits, ckpt, model, ctx, args.threads, args.allow_stale,
+                                                 dict(b.split("=", 1) for b in args.bundle), args.cached_only)
+                        row.update({k: v for k, v in arts[peer, bits].items() if k != "kind"})
+                except Exception as err:   # a peer that cannot be built is a row with the reason, not a crash
+                    row.update(status="not built", reason=f"{type(err).__name__}: {err}"[:400])
+                    continue
+                try:
+                    merge_round(row, run_peer(arts[peer, bits], ckpt, ids, args, ctx))
+                except Exception as err:
+                    row.update(status="failed", reason=f"{type(err).__name__}: {err}"[:400])
+                row["load_after"] = os.getloadavg()
+    rows = list(rows.values())
     bandwidth += [triad_gbps(bw_mb, 5, args.threads), triad_gbps(bw_mb, 5, 1)]
     stem = Path(args.out) if args.out else HERE / "results" / ("peers-quick" if args.quick else "peers")
     finish(rows, ckpt=ckpt, model=model, ids=ids, args=args, ctx=ctx, bandwidth=bandwidth, stem=stem)

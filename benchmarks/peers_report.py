@@ -113,7 +113,8 @@ def _f(x, fmt: str) -> str:
 def markdown(summary: list[dict], meta: dict) -> str:
     bw = meta["bandwidth_best_gbps"]
     lines = [f"# Peers: {meta['model']} on this host ({meta['threads']} threads, {meta['new_tokens']} greedy tokens, "
-             f"EOS ignored, mean ± std of {meta['reps']} reps)", "",
+             f"EOS ignored, mean ± std of {meta['reps']} reps"
+             + (f" x {meta['rounds']} rounds, peers round-robin" if meta.get("rounds", 1) > 1 else "") + ")", "",
              f"**Contended numbers**: shared 2-core machine, load average {meta['loadavg_start']} at start, "
              f"{meta['loadavg_end']} at end. Memory bandwidth (STREAM-like triad, best): {bw:.1f} GB/s "
              f"(all runs: {', '.join(f'{b:.1f}' for b in meta['bandwidth_all_gbps'])}). "
@@ -167,6 +168,7 @@ def finish(rows, *, ckpt, model, ids, args, ctx, bandwidth, stem: Path) -> None:
     loads = [r.get("load_before") for r in rows if r.get("load_before")] + [os.getloadavg()]
     meta = {"created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "model": model,
             "checkpoint": str(ckpt), "threads": args.threads, "new_tokens": args.new_tokens, "reps": args.reps,
+            "rounds": getattr(args, "rounds", 1),
             "warmup": args.warmup, "context": ctx, "prompt_lengths": {k: len(v) for k, v in ids.items()},
             "contended": True, "loadavg_start": tuple(round(x, 2) for x in loads[0]),
             "loadavg_end": tuple(round(x, 2) for x in loads[-1]), "bandwidth": bandwidth,
