@@ -144,6 +144,55 @@ def test_tokens_kernel_long_context_split_and_float16(tmp_path, kv_dtype):
         assert torch.allclose(got, want, atol=2e-6, rtol=1e-5), (start, t, (got - want).abs().max())
 
 
+class _CacheWrite(torch.nn.Module):
+    """edgeslm::cache_write into two buffer caches; returns copies of both after the write."""
+
+    def __init__(self, dtype):
+        super().__init__()
+        self.register_buffer("k", torch.zeros(2, 8, 16, dtype=dtype))   # [H_kv, D, S]
+        self.register_buffer("v", torch.zeros(2, 16, 8, dtype=dtype))   # [H_kv, S, D]
+
+    def forward(self, k, v, input_pos):
+        torch.ops.edgeslm.cache_write(k, v, self.k, self.v, input_pos)
+        return self.k.float() * 1.0, self.v.float() * 1.0
+
+
+@pytest.mark.parametrize("kv_dtype", [torch.float32, torch.float16])
+def test_cache_write_kernel_equals_reference_bit_for_bit(tmp_path, kv_dtype):
+    """The kernel writes k/v [T, H_kv, D] at input_pos into the transposed K and the V cache in place
+    (state kept across calls), with float16 rounding identical to torch's .to(float16): subnormals,
+    ties, overflow to inf, -0.0."""
+    from executorch.exir import EdgeCompileConfig, to_edge
+    from executorch.runtime import Runtime
+    from edgeslm.native.kernels import load_kernels
+
+    load_kernels()
+    g = torch.Generator().manual_seed(11)
+    special = torch.tensor([1e-6, 3e-8, 6e-8, 65519.0, 65520.0, 7e4, -0.0, 2.0 ** -24 * 1.5, 1e-9, -65504.0,
+                            1.0 + 2.0 ** -11, 1.0 + 3 * 2.0 ** -11, float("inf"), -float("inf"), 5e-5, -3e-7])
+
+    def inputs(start, t):
+        k = torch.randn(t, 2, 8, generator=g) * 10
+        v = torch.randn(t, 2, 8, generator=g) * 10
+        k.view(-1)[:16] = special
+        return k, v, torch.arange(start, start + t)
+
+    t_dim = torch.export.Dim("t", min=1, max=16)
+    ep = torch.export.export(_CacheWrite(kv_dtype), inputs(0, 3), strict=False,
+                             dynamic_shapes=({0: t_dim}, {0: t_dim}, {0: t_dim}))
+    path = tmp_path / "cache-write.pte"
+    path.write_bytes(to_edge(ep, compile_config=EdgeCompileConfig(_check_ir_validity=False)).to_executorch().buffer)
+    method = Runtime.get().load_program(path).load_method("forward")
+    eager = _CacheWrite(kv_dtype)
+    for start, t in [(0, 5), (5, 1), (15, 1), (6, 9)]:      # prefill, decode, the last slot, overwrite
+        args = inputs(start, t)
+        want_k, want_v = eager(*args)
+        got_k, got_v = method.execute(list(args))
+        assert torch.equal(got_k, want_k) and torch.equal(got_v, want_v), (start, t)
+        assert torch.equal(torch.signbit(got_k), torch.signbit(want_k))           # -0.0 kept
+    assert eager.k.abs().sum() > 0
+
+
 def test_float16_cache_swap_matches_float32_closely(tiny_checkpoint):
     """use_sdpa_op(model, torch.float16): caches stored as float16 (half the bytes), new k/v cast on write;
     logits stay within float16 rounding of the float32 cache's."""

@@ -48,6 +48,8 @@ def capture_rejections():
 
 def _op_name(node) -> str:
     target = node.target
+    if "auto_functionalized" in str(target) and node.args:     # a mutating op (edgeslm::cache_write) before
+        return str(node.args[0]).replace(".default", "")       # to_executorch turns it back in place
     name = getattr(target, "__name__", None) or str(target)
     return name.replace("aten.", "").replace(".default", "")
 

@@ -10,8 +10,9 @@ Pieces:
      use it) and `edgeslm::sdpa_cached` (head-grouped [H_kv, rep*T, D], kept for older bundles); the
      eager implementations are the reference math (KVCache.attend on the first L slots: the masked
      slots past L contribute exactly 0).
-  2. SdpaKVCache: the KVCache whose `attend` calls the op (same buffers, same in-place update; the
-     new k/v are cast to the cache's dtype first).
+  2. SdpaKVCache: the KVCache whose `attend` calls the op and whose update is `edgeslm::cache_write`
+     (k/v [T, H_kv, D] written into the caches at input_pos in one op, cast to the cache's dtype; it
+     mutates the cache buffers, ExecuTorch re-inplaces it as it does llama::update_cache).
   3. use_sdpa_op(model, kv_dtype): swaps every layer's cache for an SdpaKVCache before export; with
      kv_dtype=torch.float16 the caches store float16 (half the bytes a decode step reads, as llama.cpp's
      default f16 cache; the op computes in float32 either way).
@@ -32,6 +33,9 @@ _lib.define("sdpa_cached(Tensor q, Tensor k_cache, Tensor v_cache, Tensor mask, 
             "float softcap) -> Tensor")
 _lib.define("sdpa_cached.out(Tensor q, Tensor k_cache, Tensor v_cache, Tensor mask, Tensor input_pos, "
             "float softcap, *, Tensor(a!) out) -> Tensor(a!)")
+_lib.define("cache_write(Tensor k, Tensor v, Tensor(a!) k_cache, Tensor(b!) v_cache, Tensor input_pos) -> Tensor")
+_lib.define("cache_write.out(Tensor k, Tensor v, Tensor(a!) k_cache, Tensor(b!) v_cache, Tensor input_pos, *, "
+            "Tensor(c!) out) -> Tensor(c!)")
 _lib.define("sdpa_cached_tokens(Tensor q, Tensor k_cache, Tensor v_cache, Tensor mask, Tensor input_pos, "
             "float softcap) -> Tensor")
 _lib.define("sdpa_cached_tokens.out(Tensor q, Tensor k_cache, Tensor v_cache, Tensor mask, Tensor input_pos, "
@@ -62,6 +66,19 @@ def sdpa_tokens_reference(q, k_cache, v_cache, mask, input_pos, softcap: float) 
     return out.reshape(hkv, rep, t, d).permute(2, 0, 1, 3).reshape(1, t, h * d)
 
 
+def cache_write_reference(k, v, k_cache, v_cache, input_pos) -> torch.Tensor:
+    """k, v [T, H_kv, D] -> k_cache[:, :, input_pos] and v_cache[:, input_pos] in place (cast to the caches'
+    dtype); returns a dummy [1] zero (the kernel's out-variant convention)."""
+    torch.ops.aten.index_put_(k_cache, [None, None, input_pos], k.permute(1, 2, 0).to(k_cache.dtype))  # [H_kv, D, T]
+    torch.ops.aten.index_put_(v_cache, [None, input_pos], v.transpose(0, 1).to(v_cache.dtype))         # [H_kv, T, D]
+    return k.new_zeros(1)
+
+
+def _cache_write_out(k, v, k_cache, v_cache, input_pos, *, out):
+    out.resize_(1).copy_(cache_write_reference(k, v, k_cache, v_cache, input_pos))
+    return out
+
+
 def _functional(q, k_cache, v_cache, mask, input_pos, softcap):
     return sdpa_reference(q, k_cache, v_cache, mask, input_pos, softcap)
 
@@ -81,12 +98,19 @@ def _tokens_out(q, k_cache, v_cache, mask, input_pos, softcap, *, out):
 _lib.impl("sdpa_cached", _functional, "CompositeExplicitAutograd")
 _lib.impl("sdpa_cached.out", _out, "CompositeExplicitAutograd")
 _lib.impl("sdpa_cached_tokens", sdpa_tokens_reference, "CompositeExplicitAutograd")
+_lib.impl("cache_write", cache_write_reference, "CompositeExplicitAutograd")
+_lib.impl("cache_write.out", _cache_write_out, "CompositeExplicitAutograd")
 _lib.impl("sdpa_cached_tokens.out", _tokens_out, "CompositeExplicitAutograd")
 
 
 @torch.library.register_fake(OP_NAME)
 def _fake(q, k_cache, v_cache, mask, input_pos, softcap):
     return q.new_empty(q.shape)
+
+
+@torch.library.register_fake("edgeslm::cache_write")
+def _cache_write_fake(k, v, k_cache, v_cache, input_pos):
+    return k.new_empty(1)
 
 
 @torch.library.register_fake(TOKENS_OP_NAME)
@@ -101,6 +125,11 @@ class SdpaKVCache(KVCache):
     def update(self, input_pos, k, v):
         # k, v [H_kv, T, D] float32 -> the cache's dtype (a no-op for float32 caches)
         return super().update(input_pos, k.to(self.k.dtype), v.to(self.v.dtype))
+
+    def update_tokens(self, input_pos, k, v):
+        # k, v [T, H_kv, D] straight from the projections: one op writes both caches
+        torch.ops.edgeslm.cache_write(k, v, self.k, self.v, input_pos)
+        return self.k, self.v
 
     def attend(self, q, k_all, v_all, mask, input_pos, softcap):
         return torch.ops.edgeslm.sdpa_cached(q, k_all, v_all, mask, input_pos, float(softcap or 0.0))

@@ -217,11 +217,13 @@ const bool kRegistered = register_once(kSdpaKernels);
 
 bool qlinear_registered();   // qlinear.cpp
 bool rms_norm_registered();  // rms_norm.cpp
+bool cache_write_registered();  // cache_write.cpp
 
 }  // namespace edgeslm_kernels
 
 // A C symbol to check from outside (ctypes) that the library loaded and registered the kernel.
 extern "C" __attribute__((visibility("default"))) int edgeslm_kernels_registered(void) {
   return edgeslm_kernels::kRegistered && edgeslm_kernels::qlinear_registered() &&
-                 edgeslm_kernels::rms_norm_registered() ? 1 : 0;
+                 edgeslm_kernels::rms_norm_registered() &&
+                 edgeslm_kernels::cache_write_registered() ? 1 : 0;
 }

@@ -40,6 +40,11 @@ class KVCache(nn.Module):
         torch.ops.aten.index_put_(self.v, [None, input_pos], v)                         # values [H_kv, T, D]
         return self.k, self.v
 
+    def update_tokens(self, input_pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token-major entry: k, v [T, H_kv, D] (the projections' layout) -> update(). (A backend can take
+        this layout as it is: ExecuTorch's edgeslm::cache_write.)"""
+        return self.update(input_pos, k.transpose(0, 1), v.transpose(0, 1))
+
     def attend(self, q: torch.Tensor, k_all: torch.Tensor, v_all: torch.Tensor, mask: torch.Tensor,
                input_pos: torch.Tensor, softcap: float | None) -> torch.Tensor:
         """Grouped-query attention over the whole cache: q [H_kv, rep*T, D] (already scaled), k_all
@@ -119,6 +124,6 @@ class Attention(nn.Module):
             if self.q_norm is not None:
                 q, k = self.q_norm(q), self.k_norm(k)
             q, k = apply_rotary(q, rope) * self.scale, apply_rotary(k, rope)
-        k_all, v_all = self.cache.update(input_pos, k.transpose(0, 1), v.transpose(0, 1))
+        k_all, v_all = self.cache.update_tokens(input_pos, k, v)
         out = self.cache.attend_tokens(q, k_all, v_all, mask, input_pos, self.softcap)  # [1, T, H*D]
         return self.o_proj(out)

@@ -1,0 +1,118 @@
+// edgeslm::cache_write.out — the new keys and values of a forward call written into the static KV cache,
+// in one op per layer.
+//
+// Replaces, per layer, the transposes, dtype casts, index tensors and two index_put_ calls that
+// KVCache.update lowers to (about 11 small ops on ExecuTorch's CPU kernels, each a dispatch and a copy):
+//   k, v       [T, H_kv, D] float32   the new keys/values in the projections' token-major layout
+//   k_cache    [H_kv, D, S]           float32 or float16 (binary16 bits), written in place (K transposed)
+//   v_cache    [H_kv, S, D]           same dtype as k_cache, written in place
+//   input_pos  [T] int64              slot of token t (each in [0, S))
+//   out        [1] float32            a dummy result (0): ExecuTorch's out-variant convention for an op
+//                                     whose effect is the mutation (as llama::update_cache)
+// float16 caches get round-to-nearest-even conversion, the same bits as torch's .to(torch.float16).
+// Python op and reference: compilers/executorch/sdpa_op.py (SdpaKVCache.update_tokens).
+#include <executorch/extension/kernel_util/make_boxed_from_unboxed_functor.h>
+#include <executorch/runtime/kernel/kernel_includes.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "register_once.h"
+
+namespace edgeslm_kernels {
+
+using executorch::aten::ScalarType;
+using executorch::aten::Tensor;
+using executorch::runtime::Error;
+using executorch::runtime::KernelRuntimeContext;
+
+// float -> binary16 bits, round to nearest even; overflow -> inf, NaN stays NaN, subnormals exact.
+inline uint16_t float_to_half(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, sizeof x);
+  const uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
+  const uint32_t a = x & 0x7fffffffu;
+  if (a >= 0x7f800000u) return sign | 0x7c00u | (a > 0x7f800000u ? 0x200u : 0u);   // inf / NaN
+  if (a >= 0x477ff000u) return sign | 0x7c00u;                                      // >= 65520: inf
+  if (a < 0x38800000u) {                                                            // < 2^-14: subnormal
+    const uint32_t e = a >> 23;
+    if (e < 102) return sign;                                                       // < 2^-25: 0
+    const uint32_t m = (a & 0x7fffffu) | 0x800000u, shift = 126 - e;                // units of 2^-24
+    uint32_t q = m >> shift;
+    const uint32_t rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (q & 1u))) ++q;
+    return static_cast<uint16_t>(sign | q);
+  }
+  const uint32_t r = a + 0xfffu + ((a >> 13) & 1u) - (112u << 23);                 // rebias 127 -> 15
+  return static_cast<uint16_t>(sign | (r >> 13));
+}
+
+template <typename KV>
+inline KV to_cache(float x);
+template <>
+inline float to_cache<float>(float x) { return x; }
+template <>
+inline uint16_t to_cache<uint16_t>(float x) { return float_to_half(x); }
+
+template <typename KV>
+void write_rows(const float* k, const float* v, KV* kc, KV* vc, const int64_t* pos, int64_t T, int64_t Hkv,
+                int64_t D, int64_t S) {
+  for (int64_t t = 0; t < T; ++t) {
+    const int64_t p = pos[t];
+    for (int64_t g = 0; g < Hkv; ++g) {
+      const float* kr = k + (t * Hkv + g) * D;
+      const float* vr = v + (t * Hkv + g) * D;
+      KV* kcol = kc + g * D * S + p;                       // k_cache[g, :, p]: stride S
+      KV* vrow = vc + (g * S + p) * D;                     // v_cache[g, p, :]
+      for (int64_t d = 0; d < D; ++d) {
+        kcol[d * S] = to_cache<KV>(kr[d]);
+        vrow[d] = to_cache<KV>(vr[d]);
+      }
+    }
+  }
+}
+
+Tensor& cache_write_out(KernelRuntimeContext& ctx, const Tensor& k, const Tensor& v, Tensor& k_cache,
+                        Tensor& v_cache, const Tensor& input_pos, Tensor& out) {
+  const ScalarType kv = k_cache.scalar_type();
+  ET_KERNEL_CHECK_MSG(ctx, k.dim() == 3 && v.dim() == 3 && k_cache.dim() == 3 && v_cache.dim() == 3 &&
+                               input_pos.dim() == 1,
+                      InvalidArgument, out, "cache_write: expected k/v [T,H_kv,D], caches 3-D, input_pos [T]");
+  ET_KERNEL_CHECK_MSG(ctx, k.scalar_type() == ScalarType::Float && v.scalar_type() == ScalarType::Float &&
+                               (kv == ScalarType::Float || kv == ScalarType::Half) && v_cache.scalar_type() == kv &&
+                               input_pos.scalar_type() == ScalarType::Long && out.scalar_type() == ScalarType::Float,
+                      InvalidArgument, out,
+                      "cache_write: float32 k/v/out, float32 or float16 caches (alike), int64 input_pos");
+  const int64_t T = k.size(0), Hkv = k.size(1), D = k.size(2), S = k_cache.size(2);
+  ET_KERNEL_CHECK_MSG(ctx, v.size(0) == T && v.size(1) == Hkv && v.size(2) == D && k_cache.size(0) == Hkv &&
+                               k_cache.size(1) == D && v_cache.size(0) == Hkv && v_cache.size(1) == S &&
+                               v_cache.size(2) == D && input_pos.numel() == T,
+                      InvalidArgument, out,
+                      "cache_write: shapes disagree (k/v [T,H_kv,D], k_cache [H_kv,D,S], v_cache [H_kv,S,D])");
+  const int64_t* pos = input_pos.const_data_ptr<int64_t>();
+  for (int64_t t = 0; t < T; ++t)
+    ET_KERNEL_CHECK_MSG(ctx, pos[t] >= 0 && pos[t] < S, InvalidArgument, out, "cache_write: input_pos outside the cache");
+  const executorch::aten::SizesType one[1] = {1};
+  ET_KERNEL_CHECK(ctx, executorch::runtime::resize_tensor(out, {one, 1}) == Error::Ok, InvalidArgument, out);
+  if (kv == ScalarType::Half) {
+    write_rows(k.const_data_ptr<float>(), v.const_data_ptr<float>(), static_cast<uint16_t*>(k_cache.mutable_data_ptr()),
+               static_cast<uint16_t*>(v_cache.mutable_data_ptr()), pos, T, Hkv, D, S);
+  } else {
+    write_rows(k.const_data_ptr<float>(), v.const_data_ptr<float>(), k_cache.mutable_data_ptr<float>(),
+               v_cache.mutable_data_ptr<float>(), pos, T, Hkv, D, S);
+  }
+  out.mutable_data_ptr<float>()[0] = 0.0f;
+  return out;
+}
+
+namespace {
+constexpr char kCacheWrite[] = "edgeslm::cache_write.out";
+const executorch::runtime::Kernel kCacheKernels[] = {
+    executorch::extension::make_boxed_kernel(kCacheWrite, EXECUTORCH_FN(cache_write_out, kCacheWrite)),
+};
+const bool kRegistered = register_once(kCacheKernels);
+}  // namespace
+
+bool cache_write_registered() { return kRegistered; }
+
+}  // namespace edgeslm_kernels
