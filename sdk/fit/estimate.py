@@ -24,7 +24,8 @@ CALIBRATION (x86_64 host, edgeslm-runner as of 25 Nov 2026 22:00 UTC; tiny llama
 errors fit reports drift): the ExecuTorch runner with a 0.5 MB model and no tokenizer takes ~13.0 MB RSS,
 TVM's ~10.0 MB. XNNPACK repacks linear weights at load and releases the delegate's mmap'd segment: resident
 = stored + f x linear bytes with f = -0.17 (fp32: the packed copy replaces the file pages), 0.25 (int8),
-0.28 (int4). TVM: RSS grows by ~4.0x the constants in model.so (the .so mapping plus the VM's heap copies),
+0.28 (int4) through XNNPACK; 0 for the int4/int8 recipes edgeslm's own linear ops run (since 26 Nov 2026:
+they read the .pte's weights in place). TVM: RSS grows by ~4.0x the constants in model.so (the .so mapping plus the VM's heap copies),
 ~1.65x of them on the heap; TVM int8 bundles hold their linear weights as float32 (the fold-constants phase
 dequantizes them: model.so of the int8 recipe is the size of fp32 minus the int8 embedding). The runner's
 C++ tokenizer costs ~6x the size of tokenizer.json (measured 4.7x-11x: 13.7 KB -> +0.15 MB, 0.7 MB ->
@@ -103,7 +104,9 @@ def _executorch(shape, recipe, target, prefill) -> Estimate:
                         ["Core ML delegate: the Core ML runtime's own memory is not included"])
     spec = recipe.linear
     stored, linear = _stored(shape, spec, spec, recipe.embedding, 4, 4, share_table=False)
-    packed = int(XNNPACK_PACK_FACTOR[spec["weight_bits"] if spec else None] * linear)
+    from edgeslm.compilers.executorch.qlinear_op import qlinear_bits
+    # edgeslm's own int4/int8 linear ops read the .pte's packed weights in place: no XNNPACK repacked copy
+    packed = 0 if qlinear_bits(spec) else int(XNNPACK_PACK_FACTOR[spec["weight_bits"] if spec else None] * linear)
     kv = shape.kv_cache_bytes(4 if recipe.is_float else 2)   # quantized recipes: float16 cache (kv_cache_dtype)
     act = _arena_activations(shape, shape.max_seq_len, 4)          # static plan for a full-context prefill
     parts = dict(weights_resident=stored + packed, kv_cache=kv, activations=act,
