@@ -290,3 +290,18 @@ def test_attend_rows_against_double_reference(device):
         proc = run_qemu([str(exe)], timeout_s=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "all checks passed" in proc.stdout
+
+
+def test_kv_cache_dtype_defaults_and_refusals():
+    """float16 caches for quantized recipes, float32 for fp32; backend_options kv_cache overrides; anything
+    else is refused with the fix."""
+    from edgeslm.compilers.base import Unsupported
+    from edgeslm.compilers.executorch import kv_cache_dtype
+    from edgeslm.quant import load_recipe
+
+    assert kv_cache_dtype(load_recipe("int4")) == kv_cache_dtype(load_recipe("int8")) == "float16"
+    assert kv_cache_dtype(load_recipe("fp32")) == "float32"
+    assert kv_cache_dtype(load_recipe("int4"), "float32") == "float32"
+    assert kv_cache_dtype(load_recipe("fp32"), "float16") == "float16"
+    with pytest.raises(Unsupported, match="kv_cache='bfloat16'"):
+        kv_cache_dtype(load_recipe("int4"), "bfloat16")

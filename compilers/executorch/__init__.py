@@ -104,6 +104,9 @@ class ExecuTorchCompiler:
             raise Unsupported(f"backend 'executorch' does not take recipe '{recipe.name}' on target "
                               f"'{target.name}' (needs {', '.join(sorted(recipe.features))})",
                               fix="choose fp32, int8 or int4 (fp16 only on Apple targets' Core ML delegate)")
+        if not sdpa_op and kv_cache not in (None, "float32"):
+            raise Unsupported(f"backend option kv_cache={kv_cache!r} needs edgeslm's attention op",
+                              fix="drop sdpa_op=False, or keep the float32 cache")
         kv = kv_cache_dtype(recipe, kv_cache) if sdpa_op else "float32"
         if progress:
             progress("quantize")
