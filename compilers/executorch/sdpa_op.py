@@ -122,10 +122,6 @@ class SdpaKVCache(KVCache):
     """KVCache whose attention is the fused `edgeslm::sdpa_cached` op (float32 queries; float32 or float16
     caches)."""
 
-    def update(self, input_pos, k, v):
-        # k, v [H_kv, T, D] float32 -> the cache's dtype (a no-op for float32 caches)
-        return super().update(input_pos, k.to(self.k.dtype), v.to(self.v.dtype))
-
     def update_tokens(self, input_pos, k, v):
         # k, v [T, H_kv, D] straight from the projections: one op writes both caches
         torch.ops.edgeslm.cache_write(k, v, self.k, self.v, input_pos)
