@@ -1,8 +1,9 @@
 // One thread, the attention of a decode step (runtime/kernels/attend_row.h) with SmolLM2-135M's shapes:
 // 30 layers x 3 KV heads x 3 query rows, head size 64, caches of 640 slots, L tokens of context; the
 // caches of all layers are distinct buffers and a 96 MB buffer is streamed between steps, as the weights
-// of a real step evict the last-level cache. float32 and float16 caches. Prints ms per step and the
-// rate at which K and V bytes were read.
+// of a real step evict the last-level cache. float32 and float16 caches, K transposed [D, S] (older
+// bundles) and key-tiled [S/16, D, 16] (exports now). Prints ms per step and the rate at which K and V
+// bytes were read.
 //   g++ -O2 -std=c++17 -I runtime/kernels benchmarks/attend_loops.cpp -o /tmp/attend_loops && /tmp/attend_loops
 #include <chrono>
 #include <cstdio>
@@ -15,7 +16,7 @@
 using namespace edgeslm_kernels;
 
 template <typename KV>
-double step_ms(int64_t L, int reps) {
+double step_ms(int64_t L, int reps, bool tiled) {
   const int64_t layers = 30, hkv = 3, rep = 3, D = 64, S = 640;
   std::vector<KV> k(layers * hkv * D * S), v(layers * hkv * S * D);
   std::mt19937 gen(1);
@@ -25,7 +26,7 @@ double step_ms(int64_t L, int reps) {
     for (auto& x : k) x = 0.01f;
     for (auto& x : v) x = 0.5f;
   }
-  std::vector<float> q(rep * D, 0.1f), out(rep * D), mask(S, 0.0f), scratch(kMaxRows * S);
+  std::vector<float> q(rep * D, 0.1f), out(rep * D), mask(S, 0.0f), scratch(kMaxRows * (S + kScratchPad));
   std::vector<char> evict(96 << 20, 1);
   double best = 1e9;
   for (int r = 0; r < reps; ++r) {
@@ -38,7 +39,7 @@ double step_ms(int64_t L, int reps) {
         float* os[3] = {out.data(), out.data() + D, out.data() + 2 * D};
         const int64_t head = l * hkv + g;
         attend_rows(qs, os, 3, k.data() + head * D * S, v.data() + head * S * D, mask.data(), D, S, L, 0.0f,
-                    scratch.data());
+                    scratch.data(), tiled);
       }
     }
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -51,10 +52,13 @@ double step_ms(int64_t L, int reps) {
 int main(int argc, char** argv) {
   const int reps = argc > 1 ? std::atoi(argv[1]) : 20;
   for (int64_t L : {64, 216, 512, 639}) {
-    const double f32 = step_ms<float>(L, reps), f16 = step_ms<uint16_t>(L, reps);
-    const double bytes32 = 30.0 * 3 * 2 * 64 * L * 4;
-    std::printf("L=%3ld  float32 cache %.3f ms/step (%.1f GB/s of K+V)   float16 cache %.3f ms/step (%.1f GB/s)\n",
-                (long)L, f32, bytes32 / f32 / 1e6, f16, bytes32 / 2 / f16 / 1e6);
+    for (bool tiled : {false, true}) {
+      const double f32 = step_ms<float>(L, reps, tiled), f16 = step_ms<uint16_t>(L, reps, tiled);
+      const double bytes32 = 30.0 * 3 * 2 * 64 * L * 4;
+      std::printf("L=%3ld K %-10s  float32 cache %.3f ms/step (%.1f GB/s of K+V)   float16 cache %.3f ms/step "
+                  "(%.1f GB/s)\n", (long)L, tiled ? "tiled" : "transposed", f32, bytes32 / f32 / 1e6, f16,
+                  bytes32 / 2 / f16 / 1e6);
+    }
   }
   return 0;
 }

@@ -12,6 +12,20 @@ from edgeslm.compilers.executorch.sdpa_op import SdpaKVCache, sdpa_reference, us
 from edgeslm.models.attention import KVCache
 
 H_KV, REP, D, S = 3, 2, 16, 64
+LAYOUTS = ["tiled", "transposed"]   # K cache [H_kv, S/16, D, 16] (exports) or [H_kv, D, S] (older bundles)
+
+
+def _k_layout(k: torch.Tensor, layout: str) -> torch.Tensor:
+    """K [H_kv, D, S] -> the kernel's layout; tiled written element by element from its definition
+    (key j, component d at [j // 16, d, j % 16]), independently of sdpa_op's reshapes."""
+    if layout == "transposed":
+        return k
+    h, d, s = k.shape
+    tiled = torch.empty(h, s // 16, d, 16, dtype=k.dtype)
+    j = torch.arange(s)
+    for c in range(d):
+        tiled[:, j // 16, c, j % 16] = k[:, c, j]
+    return tiled
 
 
 class _OpOnly(torch.nn.Module):
@@ -64,21 +78,30 @@ def _whole_cache(q, k, v, mask, pos, softcap):
     return cache.attend(q, k, v, mask, pos, softcap or None)
 
 
+def _poisoned_past(k, v, end, layout):
+    """Copies of the caches with every slot from `end` on set to NaN (a whole-cache kernel returns NaN)."""
+    k2, v2 = k.clone(), v.clone()
+    k2[:, :, end:] = float("nan")
+    v2[:, end:] = float("nan")
+    return _k_layout(k2, layout), v2
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("softcap", [0.0, 5.0])
-def test_kernel_matches_whole_cache_attention(tmp_path, softcap):
-    method = _pte_of_op(tmp_path, softcap, _case(3, 4, None, 0))
+def test_kernel_matches_whole_cache_attention(tmp_path, softcap, layout):
+    example = _case(3, 4, None, 0)
+    method = _pte_of_op(tmp_path, softcap, example[:1] + (_k_layout(example[1], layout),) + example[2:])
     cases = [(0, 1, None), (0, 7, None), (17, 1, None), (40, 9, None), (S - 1, 1, None),
              (10, 5, 4), (30, 1, 8)]                     # prefill, decode, last slot, sliding windows
     for i, (start, t, window) in enumerate(cases):
         q, k, v, mask, pos = _case(start, t, window, seed=i + 1)
         want = _whole_cache(q, k, v, mask, pos, softcap)                    # [H_kv, REP*t, D]
-        got = method.execute([q, k, v, mask, pos])[0]
+        got = method.execute([q, _k_layout(k, layout), v, mask, pos])[0]
         assert got.shape == want.shape == (H_KV, REP * t, D)
         assert torch.allclose(got, want, atol=2e-6, rtol=1e-5), (start, t, window, (got - want).abs().max())
-        # slots past the newest position never matter: poison them and get the same result
-        k2, v2 = k.clone(), v.clone()
-        k2[:, :, start + t:] = float("nan")             # a whole-cache kernel would return NaN
-        v2[:, start + t:] = float("nan")
+        # slots past the newest position never matter (tiled: nor the rest of the last tile, which is
+        # read): poison them and get the same result
+        k2, v2 = _poisoned_past(k, v, start + t, layout)
         assert torch.allclose(method.execute([q, k2, v2, mask, pos])[0], got, atol=0, rtol=0)
 
 
@@ -87,32 +110,34 @@ def _to_tokens(q, t):
     return q.view(H_KV, REP, t, D).permute(2, 0, 1, 3).reshape(t, H_KV * REP, D).contiguous()
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("softcap", [0.0, 5.0])
-def test_tokens_kernel_matches_whole_cache_attention(tmp_path, softcap):
+def test_tokens_kernel_matches_whole_cache_attention(tmp_path, softcap, layout):
     """edgeslm::sdpa_cached_tokens (q [T, H, D] -> [1, T, H*D]) against KVCache.attend_tokens over the
     whole cache; calls with a few rows run on the calling thread, large ones on the pool: both covered."""
     example = _case(3, 4, None, 0)
-    method = _pte_of_op(tmp_path, softcap, (_to_tokens(example[0], 4),) + example[1:], tokens=True)
+    method = _pte_of_op(tmp_path, softcap, (_to_tokens(example[0], 4), _k_layout(example[1], layout)) + example[2:],
+                        tokens=True)
     cases = [(0, 1, None), (0, 7, None), (17, 1, None), (40, 9, None), (S - 1, 1, None), (S - S // REP, S // REP, None),
              (10, 5, 4), (30, 1, 8)]
     for i, (start, t, window) in enumerate(cases):
         q, k, v, mask, pos = _case(start, t, window, seed=i + 1)
         qt = _to_tokens(q, t)
         want = KVCache(H_KV, D, S, torch.float32).attend_tokens(qt, k, v, mask, pos, softcap or None)
-        got = method.execute([qt, k, v, mask, pos])[0]
+        got = method.execute([qt, _k_layout(k, layout), v, mask, pos])[0]
         assert got.shape == want.shape == (1, t, H_KV * REP * D)
         assert torch.allclose(got, want, atol=2e-6, rtol=1e-5), (start, t, window, (got - want).abs().max())
-        k2, v2 = k.clone(), v.clone()
-        k2[:, :, start + t:] = float("nan")
-        v2[:, start + t:] = float("nan")
+        k2, v2 = _poisoned_past(k, v, start + t, layout)
         assert torch.allclose(method.execute([qt, k2, v2, mask, pos])[0], got, atol=0, rtol=0)
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("kv_dtype", [torch.float32, torch.float16])
-def test_tokens_kernel_long_context_split_and_float16(tmp_path, kv_dtype):
+def test_tokens_kernel_long_context_split_and_float16(tmp_path, kv_dtype, layout):
     """A decode step over a long context has fewer (token, KV head) units than the pool has threads x 4:
     the kernel splits each unit's keys into spans and merges their softmax partials; float16 caches are
-    read as float32. Both against the reference math on the same (float16-rounded) caches."""
+    read as float32. Both against the reference math on the same (float16-rounded) caches, the reference
+    reading K transposed and the kernel K in `layout`."""
     from executorch.exir import EdgeCompileConfig, to_edge
     from executorch.runtime import Runtime
     from edgeslm.compilers.executorch.sdpa_op import sdpa_tokens_reference
@@ -123,12 +148,13 @@ def test_tokens_kernel_long_context_split_and_float16(tmp_path, kv_dtype):
     g = torch.Generator().manual_seed(5)
     k = torch.randn(hkv, d, s, generator=g).to(kv_dtype)
     v = torch.randn(hkv, s, d, generator=g).to(kv_dtype)
+    k_kernel = _k_layout(k, layout)
 
     def inputs(start, t):
         q = torch.randn(t, hkv * rep, d, generator=g) / math.sqrt(d)
         pos = torch.arange(start, start + t)
         mask = torch.where(torch.arange(s)[None, :] <= pos[:, None], 0.0, float("-inf"))   # [t, S]
-        return q, k, v, mask, pos
+        return q, k_kernel, v, mask, pos
 
     t_dim = torch.export.Dim("t", min=1, max=64)
     ep = torch.export.export(_TokensOpOnly(0.0), inputs(100, 4), strict=False,
@@ -138,30 +164,32 @@ def test_tokens_kernel_long_context_split_and_float16(tmp_path, kv_dtype):
     method = Runtime.get().load_program(path).load_method("forward")
     for start, t in [(900, 1), (1023, 1), (300, 1), (500, 16)]:            # decode (split), prefill chunk
         q, kk, vv, mask, pos = inputs(start, t)
-        want = sdpa_tokens_reference(q.double(), kk.double(), vv.double(), mask.double(), pos, 0.0).float()
+        want = sdpa_tokens_reference(q.double(), k.double(), vv.double(), mask.double(), pos, 0.0).float()
         got = method.execute([q, kk, vv, mask, pos])[0]
         assert got.shape == (1, t, hkv * rep * d)
         assert torch.allclose(got, want, atol=2e-6, rtol=1e-5), (start, t, (got - want).abs().max())
 
 
 class _CacheWrite(torch.nn.Module):
-    """edgeslm::cache_write into two buffer caches; returns copies of both after the write."""
+    """edgeslm::cache_write into two buffer caches (S = 32); returns copies of both after the write."""
 
-    def __init__(self, dtype):
+    def __init__(self, dtype, layout):
         super().__init__()
-        self.register_buffer("k", torch.zeros(2, 8, 16, dtype=dtype))   # [H_kv, D, S]
-        self.register_buffer("v", torch.zeros(2, 16, 8, dtype=dtype))   # [H_kv, S, D]
+        k_shape = (2, 2, 8, 16) if layout == "tiled" else (2, 8, 32)      # [H_kv, S/16, D, 16] or [H_kv, D, S]
+        self.register_buffer("k", torch.zeros(k_shape, dtype=dtype))
+        self.register_buffer("v", torch.zeros(2, 32, 8, dtype=dtype))   # [H_kv, S, D]
 
     def forward(self, k, v, input_pos):
         torch.ops.edgeslm.cache_write(k, v, self.k, self.v, input_pos)
         return self.k.float() * 1.0, self.v.float() * 1.0
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("kv_dtype", [torch.float32, torch.float16])
-def test_cache_write_kernel_equals_reference_bit_for_bit(tmp_path, kv_dtype):
-    """The kernel writes k/v [T, H_kv, D] at input_pos into the transposed K and the V cache in place
+def test_cache_write_kernel_equals_reference_bit_for_bit(tmp_path, kv_dtype, layout):
+    """The kernel writes k/v [T, H_kv, D] at input_pos into K (tiled or transposed) and the V cache in place
     (state kept across calls), with float16 rounding identical to torch's .to(float16): subnormals,
-    ties, overflow to inf, -0.0."""
+    ties, overflow to inf, -0.0. Key p lands where K's layout puts it (checked from the definition)."""
     from executorch.exir import EdgeCompileConfig, to_edge
     from executorch.runtime import Runtime
     from edgeslm.native.kernels import load_kernels
@@ -178,18 +206,23 @@ def test_cache_write_kernel_equals_reference_bit_for_bit(tmp_path, kv_dtype):
         return k, v, torch.arange(start, start + t)
 
     t_dim = torch.export.Dim("t", min=1, max=16)
-    ep = torch.export.export(_CacheWrite(kv_dtype), inputs(0, 3), strict=False,
+    ep = torch.export.export(_CacheWrite(kv_dtype, layout), inputs(0, 3), strict=False,
                              dynamic_shapes=({0: t_dim}, {0: t_dim}, {0: t_dim}))
     path = tmp_path / "cache-write.pte"
     path.write_bytes(to_edge(ep, compile_config=EdgeCompileConfig(_check_ir_validity=False)).to_executorch().buffer)
     method = Runtime.get().load_program(path).load_method("forward")
-    eager = _CacheWrite(kv_dtype)
-    for start, t in [(0, 5), (5, 1), (15, 1), (6, 9)]:      # prefill, decode, the last slot, overwrite
+    eager = _CacheWrite(kv_dtype, layout)
+    for start, t in [(0, 5), (5, 1), (31, 1), (14, 9), (6, 16)]:   # prefill, decode, last slot, across tiles
         args = inputs(start, t)
         want_k, want_v = eager(*args)
         got_k, got_v = method.execute(list(args))
         assert torch.equal(got_k, want_k) and torch.equal(got_v, want_v), (start, t)
         assert torch.equal(torch.signbit(got_k), torch.signbit(want_k))           # -0.0 kept
+        if layout == "tiled":
+            for i, p in enumerate(args[2].tolist()):
+                assert torch.equal(got_k[:, p // 16, :, p % 16], args[0][i].to(kv_dtype).float())   # key i at p
+        else:
+            assert torch.equal(got_k[:, :, args[2]], args[0].to(kv_dtype).float().permute(1, 2, 0))
     assert eager.k.abs().sum() > 0
 
 
@@ -217,9 +250,11 @@ def test_float16_cache_swap_matches_float32_closely(tiny_checkpoint):
         use_sdpa_op(model, torch.bfloat16)
 
 
-def test_reference_equals_whole_cache():
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_reference_equals_whole_cache(layout):
     q, k, v, mask, pos = _case(20, 3, 6, seed=9)
-    assert torch.allclose(sdpa_reference(q, k, v, mask, pos, 0.0), _whole_cache(q, k, v, mask, pos, 0.0), atol=1e-6)
+    assert torch.allclose(sdpa_reference(q, _k_layout(k, layout), v, mask, pos, 0.0),
+                          _whole_cache(q, k, v, mask, pos, 0.0), atol=1e-6)
 
 
 def test_use_sdpa_op_swaps_float_caches_only(tiny_checkpoint):
@@ -229,11 +264,18 @@ def test_use_sdpa_op_swaps_float_caches_only(tiny_checkpoint):
     ids = torch.tensor([[1, 5, 9, 3]])
     before = model(ids, torch.arange(4))
     model.reset_cache()
+    stock_shape = tuple(model.layers[0].self_attn.cache.k.shape)           # [H_kv, D, S]
     assert use_sdpa_op(model) == len(model.layers)
     assert all(type(layer.self_attn.cache) is SdpaKVCache for layer in model.layers)
+    h_kv, d, s = stock_shape
+    assert tuple(model.layers[0].self_attn.cache.k.shape) == (h_kv, s // 16, d, 16)   # key-tiled (32 slots)
     after = model(ids, torch.arange(4))
     assert torch.allclose(before, after, atol=1e-6)
     assert use_sdpa_op(model) == 0                       # already swapped: left alone
+    odd = load_checkpoint(tiny_checkpoint("llama"), max_seq_len=40).model
+    assert use_sdpa_op(odd) == len(odd.layers)
+    assert odd.layers[0].self_attn.cache.k.shape == (h_kv, d, 40)     # S not a multiple of 16: K transposed
+    assert torch.allclose(odd(ids, torch.arange(4)), before, atol=1e-5)
 
 
 def test_chunked_prefill_matches_eager(tmp_path, tiny_checkpoint, monkeypatch):

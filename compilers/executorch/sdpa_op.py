@@ -42,11 +42,29 @@ _lib.define("sdpa_cached_tokens.out(Tensor q, Tensor k_cache, Tensor v_cache, Te
             "float softcap, *, Tensor(a!) out) -> Tensor(a!)")
 
 
+KEY_TILE = 16   # keys per tile of the tiled K cache (runtime/kernels/attend_row.h kKeyTile)
+
+
+def tiled_k_shape(num_kv_heads: int, head_dim: int, max_seq_len: int) -> tuple[int, ...]:
+    """Shape of the key-tiled K cache [H_kv, S/16, D, 16] (each tile's 16 keys x D components contiguous,
+    so the kernel reads K sequentially); S must be a multiple of 16."""
+    return (num_kv_heads, max_seq_len // KEY_TILE, head_dim, KEY_TILE)
+
+
+def k_transposed(k_cache: torch.Tensor) -> torch.Tensor:
+    """K as [H_kv, D, S] from either layout (key-tiled [H_kv, S/16, D, 16] or already transposed)."""
+    if k_cache.dim() == 3:
+        return k_cache
+    h, tiles, d, tile = k_cache.shape
+    return k_cache.permute(0, 2, 1, 3).reshape(h, d, tiles * tile)
+
+
 def sdpa_reference(q, k_cache, v_cache, mask, input_pos, softcap: float) -> torch.Tensor:
-    """q [H_kv, R, D] (scaled), k_cache [H_kv, D, S], v_cache [H_kv, S, D] (float32 or float16: read as
-    float32), mask [R, S], input_pos [T] -> [H_kv, R, D]; softcap 0 = none. Only slots < max(input_pos) + 1
-    are read."""
+    """q [H_kv, R, D] (scaled), k_cache [H_kv, S/16, D, 16] (tiled) or [H_kv, D, S], v_cache [H_kv, S, D]
+    (float32 or float16: read as float32), mask [R, S], input_pos [T] -> [H_kv, R, D]; softcap 0 = none.
+    Only slots < max(input_pos) + 1 are read."""
     n = int(input_pos.max()) + 1
+    k_cache = k_transposed(k_cache)
     k_cache, v_cache = k_cache[:, :, :n].to(q.dtype), v_cache[:, :n].to(q.dtype)
     scores = torch.bmm(q, k_cache)                                          # [H_kv, R, L]
     if softcap > 0:
@@ -67,9 +85,14 @@ def sdpa_tokens_reference(q, k_cache, v_cache, mask, input_pos, softcap: float) 
 
 
 def cache_write_reference(k, v, k_cache, v_cache, input_pos) -> torch.Tensor:
-    """k, v [T, H_kv, D] -> k_cache[:, :, input_pos] and v_cache[:, input_pos] in place (cast to the caches'
-    dtype); returns a dummy [1] zero (the kernel's out-variant convention)."""
-    torch.ops.aten.index_put_(k_cache, [None, None, input_pos], k.permute(1, 2, 0).to(k_cache.dtype))  # [H_kv, D, T]
+    """k, v [T, H_kv, D] -> key t at slot input_pos[t] of k_cache (tiled: [:, pos // 16, :, pos % 16];
+    transposed: [:, :, pos]) and v_cache[:, input_pos], in place (cast to the caches' dtype); returns a
+    dummy [1] zero (the kernel's out-variant convention)."""
+    if k_cache.dim() == 4:      # the two index tensors are split by a slice: indexed dims first, [T, H_kv, D]
+        torch.ops.aten.index_put_(k_cache, [None, input_pos // KEY_TILE, None, input_pos % KEY_TILE],
+                                  k.to(k_cache.dtype))
+    else:
+        torch.ops.aten.index_put_(k_cache, [None, None, input_pos], k.permute(1, 2, 0).to(k_cache.dtype))  # [H_kv, D, T]
     torch.ops.aten.index_put_(v_cache, [None, input_pos], v.transpose(0, 1).to(v_cache.dtype))         # [H_kv, T, D]
     return k.new_zeros(1)
 
@@ -138,7 +161,8 @@ class SdpaKVCache(KVCache):
 
 def use_sdpa_op(model, kv_dtype: torch.dtype = torch.float32) -> int:
     """Swap the caches of a Decoder built on the stock float32 KVCache for SdpaKVCache storing kv_dtype
-    (float32: the buffers reused; float16: new zeroed buffers of the same shapes, half the bytes).
+    (float16: half the bytes) in new zeroed buffers: K key-tiled [H_kv, S/16, D, 16] when S is a multiple
+    of 16 (else transposed [H_kv, D, S] as before), V [H_kv, S, D].
     Returns how many layers were swapped (0: not a stock decoder, or not float32, left alone)."""
     if kv_dtype not in (torch.float32, torch.float16):
         raise ValueError(f"kv_dtype must be torch.float32 or torch.float16, not {kv_dtype}")
@@ -151,8 +175,10 @@ def use_sdpa_op(model, kv_dtype: torch.dtype = torch.float32) -> int:
         old = getattr(attn, "cache", None)
         if type(old) is not KVCache or old.k.dtype != torch.float32:
             continue
-        old.__class__ = SdpaKVCache                   # same buffers k [H_kv, D, S], v [H_kv, S, D]
-        if kv_dtype != torch.float32:
-            old.k, old.v = torch.zeros_like(old.k, dtype=kv_dtype), torch.zeros_like(old.v, dtype=kv_dtype)
+        old.__class__ = SdpaKVCache
+        hkv, d, s = old.k.shape                       # stock k [H_kv, D, S], v [H_kv, S, D]
+        k_shape = tiled_k_shape(hkv, d, s) if s % KEY_TILE == 0 else (hkv, d, s)
+        old.k = torch.zeros(k_shape, dtype=kv_dtype)
+        old.v = torch.zeros_like(old.v, dtype=kv_dtype)
         swapped += 1
     return swapped

@@ -5,6 +5,10 @@
 // so each K and V row is read once for all of them. The cache may be float32 or float16 (`KV` =
 // float or uint16_t binary16 bits; math in float32 either way).
 //
+// K comes in one of two layouts: transposed [D, S] (a key's components are S apart; bundles before the
+// tiled layout) or key-tiled [S/16, D, 16] (`tiled`: tiles of kKeyTile keys, each tile's D x 16 block
+// contiguous, so the score loop reads K sequentially as it reads V).
+//
 // attend_span: the rows over a span of keys [j0, j1) -> unnormalised partial results (sum_j e_j V_j,
 // with e_j = exp(s_j - max), the max and sum_j e_j), so a long context can be split over threads
 // (split-K / flash-decoding) and the spans merged (merge_spans). attend_rows = one span, normalised.
@@ -21,8 +25,15 @@
 namespace edgeslm_kernels {
 
 constexpr int kMaxRows = 4;     // query rows per call (accumulators: 4 rows x 32 components)
-constexpr int64_t kKeyBlock = 512;   // keys per score block (scores of 4 rows stay in L1)
-constexpr int kPrefetchRows = 4;     // K is [D, S]: rows d + 4 are prefetched while row d is used
+constexpr int64_t kKeyTile = 16;       // keys per tile of the tiled K layout = keys per register block
+                                       // of scores (2 vectors x m rows)
+constexpr int64_t kPrefetchKeys = 64;  // transposed K: each of its D rows is fetched this many keys ahead
+constexpr int64_t kScratchPad = 32;    // scratch floats per row beyond the span's keys (tile alignment)
+
+// Offset of component d of key j in a KV head's K: tiled [S/16, D, 16] or transposed [D, S].
+inline int64_t k_offset(int64_t d, int64_t j, int64_t D, int64_t S, bool tiled) {
+  return tiled ? (j / kKeyTile) * kKeyTile * D + d * kKeyTile + j % kKeyTile : d * S + j;
+}
 
 // Partial result of one row over a span: acc [D] = sum_j e_j V_j, e_j = exp(s_j - mx); sum = sum_j e_j.
 // mx = -inf and sum = 0 when no key of the span is visible.
@@ -30,16 +41,16 @@ struct SpanStats {
   float mx, sum;
 };
 
-// m query rows q[i] [D] (scaled) against one KV head: kg [D, S] (K transposed: key j's components are
-// S apart), vg [S, D]; mrow [S] the rows' shared additive mask; keys [j0, j1); softcap > 0: tanh
-// soft-capping; scratch: m * min(j1 - j0, ...) floats (m * (j1 - j0) suffices); acc[i] [D] out.
+// m query rows q[i] [D] (scaled) against one KV head: kg its K (tiled [S/16, D, 16], S a multiple of 16,
+// or transposed [D, S]), vg [S, D]; mrow [S] the rows' shared additive mask; keys [j0, j1); softcap > 0:
+// tanh soft-capping; scratch: m * (j1 - j0 + kScratchPad) floats; acc[i] [D] out.
 // Only keys [lo, hi] between the first and last finite mask entries of the span are computed (causal
 // rows of a prefill chunk see a prefix, sliding windows a band); -inf holes inside the band get weight 0.
 template <int m, typename KV, bool kF16C>
 inline void span_fixed(const float* const* q, float* const* acc, const KV* kg,
                                                       const KV* vg, const float* mrow, int64_t D, int64_t S,
                                                       int64_t j0, int64_t j1, float softcap, float* scratch,
-                                                      SpanStats* stats) {
+                                                      SpanStats* stats, bool tiled) {
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   int64_t lo = j0, hi = j1 - 1;
   while (lo < j1 && mrow[lo] == kNegInf) ++lo;
@@ -52,33 +63,40 @@ inline void span_fixed(const float* const* q, float* const* acc, const KV* kg,
     return;
   }
   const int64_t n = hi - lo + 1, n8 = n & ~int64_t(7);
-  float* sc[m];
-  for (int i = 0; i < m; ++i) {
-    sc[i] = scratch + i * n;
-    std::fill(sc[i], sc[i] + n, 0.0f);
-  }
-
-  // scores[i][j] = q_i . K[:, lo + j], key blocks of kKeyBlock; row d + kPrefetchRows of K is fetched
-  // while row d is used (rows are S apart and short: the hardware prefetcher does not follow them)
-  for (int64_t b0 = 0; b0 < n; b0 += kKeyBlock) {
-    const int64_t b1 = std::min(n, b0 + kKeyBlock), b18 = std::min(b1, n8);
-    const int64_t line = 64 / static_cast<int64_t>(sizeof(KV));
-    for (int64_t d = 0; d < std::min<int64_t>(kPrefetchRows, D); ++d)
-      for (int64_t j = b0; j < b1; j += line) __builtin_prefetch(kg + d * S + lo + j);
+  // scores[i][j] = q_i . K[:, lo + j], kKeyTile keys at a time with the sums in registers. Tiled K: whole
+  // tiles from the one holding lo (scores of keys outside [lo, hi] are computed and left unused);
+  // transposed K: blocks from lo, the last < 16 keys one by one, and each of the D rows (S apart and
+  // short: the hardware prefetcher does not follow them) software-prefetched kPrefetchKeys ahead.
+  const int64_t js = tiled ? lo & ~(kKeyTile - 1) : lo;                 // first key scored
+  const int64_t je = tiled ? (hi | (kKeyTile - 1)) + 1 : js + (n & ~(kKeyTile - 1));   // end of the blocks
+  const int64_t kstride = tiled ? kKeyTile : S;                         // K row d -> row d + 1
+  const int64_t ahead = tiled ? 2 * kKeyTile * D : kPrefetchKeys;
+  float* sc[m];                                                         // sc[i][j - lo]: row i, key j
+  for (int i = 0; i < m; ++i) sc[i] = scratch + i * (n + kScratchPad) + (lo - js);
+  for (int64_t j = js; j < je; j += kKeyTile) {
+    const KV* kt = kg + (tiled ? j * D : j);                            // key j, component 0
+    v8f s0[m], s1[m];
+    for (int i = 0; i < m; ++i) s0[i] = s1[i] = v8f{};
     for (int64_t d = 0; d < D; ++d) {
-      if (d + kPrefetchRows < D)
-        for (int64_t j = b0; j < b1; j += line) __builtin_prefetch(kg + (d + kPrefetchRows) * S + lo + j);
-      const KV* kr = kg + d * S + lo;
-      v8f qv[m];
-      for (int i = 0; i < m; ++i) qv[i] = splat8(q[i][d]);
-      for (int64_t j = b0; j < b18; j += 8) {
-        const v8f k = load8_kv<kF16C>(kr + j);
-        for (int i = 0; i < m; ++i) store8(sc[i] + j, load8(sc[i] + j) + qv[i] * k);
+      const KV* kr = kt + d * kstride;
+      __builtin_prefetch(kr + ahead);
+      const v8f k0 = load8_kv<kF16C>(kr), k1 = load8_kv<kF16C>(kr + 8);
+      for (int i = 0; i < m; ++i) {
+        const v8f qd = splat8_on<kF16C>(q[i][d]);
+        s0[i] += qd * k0;
+        s1[i] += qd * k1;
       }
-      for (int64_t j = std::max(b18, b0); j < b1; ++j) {
-        const float k = load1(kr + j);
-        for (int i = 0; i < m; ++i) sc[i][j] += q[i][d] * k;
-      }
+    }
+    for (int i = 0; i < m; ++i) {
+      store8(sc[i] + (j - lo), s0[i]);
+      store8(sc[i] + (j - lo) + 8, s1[i]);
+    }
+  }
+  for (int64_t j = je; j <= hi; ++j) {                                 // transposed: the last < 16 keys
+    for (int i = 0; i < m; ++i) sc[i][j - lo] = 0.0f;
+    for (int64_t d = 0; d < D; ++d) {
+      const float k = load1(kg + k_offset(d, j, D, S, tiled));
+      for (int i = 0; i < m; ++i) sc[i][j - lo] += q[i][d] * k;
     }
   }
 
@@ -112,31 +130,33 @@ inline void span_fixed(const float* const* q, float* const* acc, const KV* kg,
     stats[i] = SpanStats{mx, sum};
   }
 
-  // acc_i = sum_j e_i[j] V[lo + j, :], 32 components (4 x 8 lanes) per pass, V rows read once for all rows
+  // acc_i = sum_j e_i[j] V[lo + j, :], kPass vectors (32 components; 16 for 4 rows, so the m x kPass
+  // accumulators, m weights and a V vector fit in the 16 registers of AVX2) per pass, V rows read once
+  // for all rows
+  constexpr int kPass = m <= 3 ? 4 : 2;
   const KV* vb = vg + lo * D;
   int64_t d0 = 0;
-  for (; d0 + 32 <= D; d0 += 32) {
-    v8f a[m][4] = {};
+  for (; d0 + 8 * kPass <= D; d0 += 8 * kPass) {
+    v8f a[m][kPass];
+    for (int i = 0; i < m; ++i)
+      for (int c = 0; c < kPass; ++c) a[i][c] = v8f{};
     for (int64_t j = 0; j < n; ++j) {
       const KV* vr = vb + j * D + d0;
-      const v8f v0 = load8_kv<kF16C>(vr), v1 = load8_kv<kF16C>(vr + 8), v2 = load8_kv<kF16C>(vr + 16),
-                v3 = load8_kv<kF16C>(vr + 24);
-      for (int i = 0; i < m; ++i) {
-        const v8f p = splat8(sc[i][j]);
-        a[i][0] += p * v0;
-        a[i][1] += p * v1;
-        a[i][2] += p * v2;
-        a[i][3] += p * v3;
+      v8f p[m];
+      for (int i = 0; i < m; ++i) p[i] = splat8_on<kF16C>(sc[i][j]);
+      for (int c = 0; c < kPass; ++c) {
+        const v8f v = load8_kv<kF16C>(vr + 8 * c);
+        for (int i = 0; i < m; ++i) a[i][c] += p[i] * v;
       }
     }
     for (int i = 0; i < m; ++i)
-      for (int c = 0; c < 4; ++c) store8(acc[i] + d0 + 8 * c, a[i][c]);
+      for (int c = 0; c < kPass; ++c) store8(acc[i] + d0 + 8 * c, a[i][c]);
   }
   for (; d0 + 8 <= D; d0 += 8) {
     v8f a[m] = {};
     for (int64_t j = 0; j < n; ++j) {
       const v8f v = load8_kv<kF16C>(vb + j * D + d0);
-      for (int i = 0; i < m; ++i) a[i] += splat8(sc[i][j]) * v;
+      for (int i = 0; i < m; ++i) a[i] += splat8_on<kF16C>(sc[i][j]) * v;
     }
     for (int i = 0; i < m; ++i) store8(acc[i] + d0, a[i]);
   }
@@ -153,17 +173,17 @@ inline void span_fixed(const float* const* q, float* const* acc, const KV* kg,
 // accumulators live in registers. On x86-64 an AVX2 + FMA + F16C variant is picked at run time.
 #define EDGESLM_SPAN_SWITCH(F16C)                                                                \
   switch (m) {                                                                                   \
-    case 1: return span_fixed<1, KV, F16C>(q, acc, kg, vg, mrow, D, S, j0, j1, cap, scratch, st); \
-    case 2: return span_fixed<2, KV, F16C>(q, acc, kg, vg, mrow, D, S, j0, j1, cap, scratch, st); \
-    case 3: return span_fixed<3, KV, F16C>(q, acc, kg, vg, mrow, D, S, j0, j1, cap, scratch, st); \
-    default: return span_fixed<4, KV, F16C>(q, acc, kg, vg, mrow, D, S, j0, j1, cap, scratch, st); \
+    case 1: return span_fixed<1, KV, F16C>(q, acc, kg, vg, mrow, D, S, j0, j1, cap, scratch, st, tiled); \
+    case 2: return span_fixed<2, KV, F16C>(q, acc, kg, vg, mrow, D, S, j0, j1, cap, scratch, st, tiled); \
+    case 3: return span_fixed<3, KV, F16C>(q, acc, kg, vg, mrow, D, S, j0, j1, cap, scratch, st, tiled); \
+    default: return span_fixed<4, KV, F16C>(q, acc, kg, vg, mrow, D, S, j0, j1, cap, scratch, st, tiled); \
   }
 
 #if defined(EDGESLM_X86_AVX2)
 template <typename KV>
 EDGESLM_X86_AVX2 __attribute__((flatten)) void attend_span_avx2(const float* const* q, float* const* acc, int m, const KV* kg, const KV* vg,
                                        const float* mrow, int64_t D, int64_t S, int64_t j0, int64_t j1, float cap,
-                                       float* scratch, SpanStats* st) {
+                                       float* scratch, SpanStats* st, bool tiled) {
   EDGESLM_SPAN_SWITCH(true)
 }
 #endif
@@ -171,7 +191,7 @@ EDGESLM_X86_AVX2 __attribute__((flatten)) void attend_span_avx2(const float* con
 template <typename KV>
 __attribute__((flatten)) void attend_span_base(const float* const* q, float* const* acc, int m, const KV* kg, const KV* vg,
                       const float* mrow, int64_t D, int64_t S, int64_t j0, int64_t j1, float cap, float* scratch,
-                      SpanStats* st) {
+                      SpanStats* st, bool tiled) {
   EDGESLM_SPAN_SWITCH(false)
 }
 #undef EDGESLM_SPAN_SWITCH
@@ -179,12 +199,12 @@ __attribute__((flatten)) void attend_span_base(const float* const* q, float* con
 template <typename KV>
 inline void attend_span(const float* const* q, float* const* acc, int m, const KV* kg, const KV* vg,
                         const float* mrow, int64_t D, int64_t S, int64_t j0, int64_t j1, float softcap,
-                        float* scratch, SpanStats* stats) {
+                        float* scratch, SpanStats* stats, bool tiled) {
 #if defined(EDGESLM_X86_AVX2)
   if (cpu_has_avx2())
-    return attend_span_avx2(q, acc, m, kg, vg, mrow, D, S, j0, j1, softcap, scratch, stats);
+    return attend_span_avx2(q, acc, m, kg, vg, mrow, D, S, j0, j1, softcap, scratch, stats, tiled);
 #endif
-  attend_span_base(q, acc, m, kg, vg, mrow, D, S, j0, j1, softcap, scratch, stats);
+  attend_span_base(q, acc, m, kg, vg, mrow, D, S, j0, j1, softcap, scratch, stats, tiled);
 }
 
 // out [D] = softmax-weighted V of one row from the partials of its `spans` spans (acc[c] [D], stats[c]):
@@ -205,12 +225,13 @@ inline void merge_spans(const float* const* acc, const SpanStats* stats, int64_t
   for (int64_t d = 0; d < D; ++d) out[d] *= inv;
 }
 
-// Normalised attention of m rows over keys [0, L): out[i] [D]; scratch m * L floats.
+// Normalised attention of m rows over keys [0, L): out[i] [D]; scratch m * (L + kScratchPad) floats.
 template <typename KV>
 inline void attend_rows(const float* const* q, float* const* out, int m, const KV* kg, const KV* vg,
-                        const float* mrow, int64_t D, int64_t S, int64_t L, float softcap, float* scratch) {
+                        const float* mrow, int64_t D, int64_t S, int64_t L, float softcap, float* scratch,
+                        bool tiled) {
   SpanStats stats[kMaxRows];
-  attend_span(q, out, m, kg, vg, mrow, D, S, 0, L, softcap, scratch, stats);
+  attend_span(q, out, m, kg, vg, mrow, D, S, 0, L, softcap, scratch, stats, tiled);
   for (int i = 0; i < m; ++i) {
     const float inv = stats[i].sum > 0.0f ? 1.0f / stats[i].sum : 0.0f;
     for (int64_t d = 0; d < D; ++d) out[i][d] *= inv;

@@ -4,7 +4,8 @@
 // Replaces, per layer, the transposes, dtype casts, index tensors and two index_put_ calls that
 // KVCache.update lowers to (about 11 small ops on ExecuTorch's CPU kernels, each a dispatch and a copy):
 //   k, v       [T, H_kv, D] float32   the new keys/values in the projections' token-major layout
-//   k_cache    [H_kv, D, S]           float32 or float16 (binary16 bits), written in place (K transposed)
+//   k_cache    [H_kv, S/16, D, 16]    float32 or float16 (binary16 bits), written in place: K key-tiled
+//              or [H_kv, D, S]        (tiles of 16 keys; see sdpa_cached.cpp) or transposed (older bundles)
 //   v_cache    [H_kv, S, D]           same dtype as k_cache, written in place
 //   input_pos  [T] int64              slot of token t (each in [0, S))
 //   out        [1] float32            a dummy result (0): ExecuTorch's out-variant convention for an op
@@ -54,18 +55,22 @@ inline float to_cache<float>(float x) { return x; }
 template <>
 inline uint16_t to_cache<uint16_t>(float x) { return float_to_half(x); }
 
+constexpr int64_t kKeyTile = 16;   // keys per tile of the tiled K layout (attend_row.h)
+
 template <typename KV>
 void write_rows(const float* k, const float* v, KV* kc, KV* vc, const int64_t* pos, int64_t T, int64_t Hkv,
-                int64_t D, int64_t S) {
+                int64_t D, int64_t S, bool tiled) {
   for (int64_t t = 0; t < T; ++t) {
     const int64_t p = pos[t];
     for (int64_t g = 0; g < Hkv; ++g) {
       const float* kr = k + (t * Hkv + g) * D;
       const float* vr = v + (t * Hkv + g) * D;
-      KV* kcol = kc + g * D * S + p;                       // k_cache[g, :, p]: stride S
+      // key p's components: k_cache[g, p/16, :, p%16] (stride 16) or k_cache[g, :, p] (stride S)
+      KV* kcol = kc + g * D * S + (tiled ? (p / kKeyTile) * kKeyTile * D + p % kKeyTile : p);
+      const int64_t kstride = tiled ? kKeyTile : S;
       KV* vrow = vc + (g * S + p) * D;                     // v_cache[g, p, :]
       for (int64_t d = 0; d < D; ++d) {
-        kcol[d * S] = to_cache<KV>(kr[d]);
+        kcol[d * kstride] = to_cache<KV>(kr[d]);
         vrow[d] = to_cache<KV>(vr[d]);
       }
     }
@@ -75,20 +80,23 @@ void write_rows(const float* k, const float* v, KV* kc, KV* vc, const int64_t* p
 Tensor& cache_write_out(KernelRuntimeContext& ctx, const Tensor& k, const Tensor& v, Tensor& k_cache,
                         Tensor& v_cache, const Tensor& input_pos, Tensor& out) {
   const ScalarType kv = k_cache.scalar_type();
-  ET_KERNEL_CHECK_MSG(ctx, k.dim() == 3 && v.dim() == 3 && k_cache.dim() == 3 && v_cache.dim() == 3 &&
-                               input_pos.dim() == 1,
-                      InvalidArgument, out, "cache_write: expected k/v [T,H_kv,D], caches 3-D, input_pos [T]");
+  const bool tiled = k_cache.dim() == 4;
+  ET_KERNEL_CHECK_MSG(ctx, k.dim() == 3 && v.dim() == 3 && (k_cache.dim() == 3 || (tiled && k_cache.size(3) == kKeyTile)) &&
+                               v_cache.dim() == 3 && input_pos.dim() == 1,
+                      InvalidArgument, out,
+                      "cache_write: expected k/v [T,H_kv,D], k_cache [H_kv,S/16,D,16] or [H_kv,D,S], v_cache 3-D, input_pos [T]");
   ET_KERNEL_CHECK_MSG(ctx, k.scalar_type() == ScalarType::Float && v.scalar_type() == ScalarType::Float &&
                                (kv == ScalarType::Float || kv == ScalarType::Half) && v_cache.scalar_type() == kv &&
                                input_pos.scalar_type() == ScalarType::Long && out.scalar_type() == ScalarType::Float,
                       InvalidArgument, out,
                       "cache_write: float32 k/v/out, float32 or float16 caches (alike), int64 input_pos");
-  const int64_t T = k.size(0), Hkv = k.size(1), D = k.size(2), S = k_cache.size(2);
+  const int64_t T = k.size(0), Hkv = k.size(1), D = k.size(2);
+  const int64_t S = tiled ? k_cache.size(1) * kKeyTile : k_cache.size(2);
   ET_KERNEL_CHECK_MSG(ctx, v.size(0) == T && v.size(1) == Hkv && v.size(2) == D && k_cache.size(0) == Hkv &&
-                               k_cache.size(1) == D && v_cache.size(0) == Hkv && v_cache.size(1) == S &&
+                               k_cache.size(tiled ? 2 : 1) == D && v_cache.size(0) == Hkv && v_cache.size(1) == S &&
                                v_cache.size(2) == D && input_pos.numel() == T,
                       InvalidArgument, out,
-                      "cache_write: shapes disagree (k/v [T,H_kv,D], k_cache [H_kv,D,S], v_cache [H_kv,S,D])");
+                      "cache_write: shapes disagree (k/v [T,H_kv,D], k_cache [H_kv,S/16,D,16] or [H_kv,D,S], v_cache [H_kv,S,D])");
   const int64_t* pos = input_pos.const_data_ptr<int64_t>();
   for (int64_t t = 0; t < T; ++t)
     ET_KERNEL_CHECK_MSG(ctx, pos[t] >= 0 && pos[t] < S, InvalidArgument, out, "cache_write: input_pos outside the cache");
@@ -96,10 +104,10 @@ Tensor& cache_write_out(KernelRuntimeContext& ctx, const Tensor& k, const Tensor
   ET_KERNEL_CHECK(ctx, executorch::runtime::resize_tensor(out, {one, 1}) == Error::Ok, InvalidArgument, out);
   if (kv == ScalarType::Half) {
     write_rows(k.const_data_ptr<float>(), v.const_data_ptr<float>(), static_cast<uint16_t*>(k_cache.mutable_data_ptr()),
-               static_cast<uint16_t*>(v_cache.mutable_data_ptr()), pos, T, Hkv, D, S);
+               static_cast<uint16_t*>(v_cache.mutable_data_ptr()), pos, T, Hkv, D, S, tiled);
   } else {
     write_rows(k.const_data_ptr<float>(), v.const_data_ptr<float>(), k_cache.mutable_data_ptr<float>(),
-               v_cache.mutable_data_ptr<float>(), pos, T, Hkv, D, S);
+               v_cache.mutable_data_ptr<float>(), pos, T, Hkv, D, S, tiled);
   }
   out.mutable_data_ptr<float>()[0] = 0.0f;
   return out;

@@ -8,7 +8,8 @@
 // Shapes (float32 except the caches, which may be float16; batch 1; the layout of sdk/models/attention.py):
 //   q         [H_kv, R, D]   query rows of each KV head, already scaled; row r*T + t = query head
 //                            g*rep + r at position input_pos[t] (R = rep*T)
-//   k_cache   [H_kv, D, S]   K transposed (a key's components are S apart)
+//   k_cache   [H_kv, S/16, D, 16]  K key-tiled: tiles of 16 keys, each tile's [D, 16] block contiguous
+//             (what exports write), or [H_kv, D, S]: K transposed (bundles before the tiled layout)
 //   v_cache   [H_kv, S, D]
 //   mask      [R, S]         additive mask (0 / -inf): causal and sliding-window visibility per row
 //   input_pos [T] int64      positions of the T new tokens (already written into the caches)
@@ -46,22 +47,36 @@ using executorch::runtime::KernelRuntimeContext;
 
 namespace {
 
+// K cache geometry: tiled [H_kv, S/16, D, 16] or transposed [H_kv, D, S].
+struct KGeometry {
+  int64_t D, S;
+  bool tiled;
+};
+KGeometry k_geometry(const Tensor& k_cache) {
+  if (k_cache.dim() == 4) return KGeometry{k_cache.size(2), k_cache.size(1) * kKeyTile, true};
+  return KGeometry{k_cache.size(1), k_cache.size(2), false};
+}
+
 // Common checks of both layouts; returns L = max(input_pos) + 1 or 0 after reporting an error.
 int64_t checked_length(KernelRuntimeContext& ctx, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                        const Tensor& mask, const Tensor& input_pos) {
-  ET_KERNEL_CHECK_MSG(ctx, q.dim() == 3 && k_cache.dim() == 3 && v_cache.dim() == 3 && mask.dim() == 2 &&
-                               input_pos.dim() == 1,
-                      InvalidArgument, 0, "sdpa_cached: expected q/k/v 3-D, mask 2-D, input_pos 1-D");
+  ET_KERNEL_CHECK_MSG(ctx, q.dim() == 3 &&
+                               (k_cache.dim() == 3 || (k_cache.dim() == 4 && k_cache.size(3) == kKeyTile)) &&
+                               v_cache.dim() == 3 && mask.dim() == 2 && input_pos.dim() == 1,
+                      InvalidArgument, 0,
+                      "sdpa_cached: expected q/v 3-D, k [H_kv,S/16,D,16] or [H_kv,D,S], mask 2-D, input_pos 1-D");
   const ScalarType kv = k_cache.scalar_type();
   ET_KERNEL_CHECK_MSG(ctx, q.scalar_type() == ScalarType::Float && (kv == ScalarType::Float || kv == ScalarType::Half) &&
                                v_cache.scalar_type() == kv && mask.scalar_type() == ScalarType::Float &&
                                input_pos.scalar_type() == ScalarType::Long,
                       InvalidArgument, 0,
                       "sdpa_cached: float32 q/mask, float32 or float16 k/v caches (both alike), int64 input_pos only");
-  const int64_t D = k_cache.size(1), S = k_cache.size(2);
+  const KGeometry kgeo = k_geometry(k_cache);
+  const int64_t D = kgeo.D, S = kgeo.S;
   ET_KERNEL_CHECK_MSG(ctx, q.size(2) == D && v_cache.size(0) == k_cache.size(0) && v_cache.size(1) == S &&
                                v_cache.size(2) == D && mask.size(1) == S && input_pos.numel() > 0,
-                      InvalidArgument, 0, "sdpa_cached: shapes disagree (k [H_kv,D,S], v [H_kv,S,D], mask [*,S])");
+                      InvalidArgument, 0,
+                      "sdpa_cached: shapes disagree (k [H_kv,S/16,D,16] or [H_kv,D,S], v [H_kv,S,D], mask [*,S])");
   const int64_t* pos = input_pos.const_data_ptr<int64_t>();
   int64_t last = 0;
   for (int64_t t = 0; t < input_pos.numel(); ++t) last = std::max(last, pos[t]);
@@ -84,13 +99,19 @@ int64_t spans_per_unit(int64_t units, int64_t L) {
   return std::clamp<int64_t>(std::min((4 * threads + units - 1) / units, L / 64), 1, kMaxSpans);
 }
 
+// Span c of `spans` over keys [0, L): boundaries on whole key tiles (the tiled K's 16-key blocks).
+int64_t span_start(int64_t c, int64_t spans, int64_t L) {
+  return c == spans ? L : (L * c / spans) & ~(kKeyTile - 1);
+}
+
 // Runs attend_span over units [0, units) (unit_of(u) -> Unit; at most rows_per_unit rows each), up to
 // kMaxRows rows per call, each unit over `spans` key spans of [0, L). Small calls (below ~64K
 // multiply-adds: a decode step over a short context) run on the calling thread: waking the pool costs
 // more than the work.
 template <typename KV, typename UnitOf>
-bool run_units(int64_t units, int64_t rows_per_unit, int64_t L, int64_t D, int64_t S, const float* qp,
+bool run_units(int64_t units, int64_t rows_per_unit, int64_t L, KGeometry kgeo, const float* qp,
                const KV* kp, const KV* vp, const float* mp, float cap, float* op, UnitOf unit_of) {
+  const int64_t D = kgeo.D, S = kgeo.S;
   const int64_t per_unit = std::max<int64_t>(1, 2 * L * D * rows_per_unit);
   const bool small = units * per_unit < 64 * 1024;
   const int64_t spans = small ? 1 : spans_per_unit(units, L);
@@ -98,10 +119,10 @@ bool run_units(int64_t units, int64_t rows_per_unit, int64_t L, int64_t D, int64
   std::vector<float> partial(spans > 1 ? static_cast<size_t>(units * spans * rows_per_unit * D) : 0);
   std::vector<SpanStats> stats(spans > 1 ? static_cast<size_t>(units * spans * rows_per_unit) : 0);
   auto work = [&](int64_t begin, int64_t end) {
-    std::vector<float> scratch(static_cast<size_t>(kMaxRows * L));
+    std::vector<float> scratch(static_cast<size_t>(kMaxRows * (L + kScratchPad)));
     for (int64_t item = begin; item < end; ++item) {
       const int64_t u = item / spans, c = item % spans;
-      const int64_t j0 = L * c / spans, j1 = L * (c + 1) / spans;
+      const int64_t j0 = span_start(c, spans, L), j1 = span_start(c + 1, spans, L);
       const Unit x = unit_of(u);
       for (int64_t r0 = 0; r0 < x.m; r0 += kMaxRows) {
         const int mm = static_cast<int>(std::min<int64_t>(kMaxRows, x.m - r0));
@@ -116,10 +137,10 @@ bool run_units(int64_t units, int64_t rows_per_unit, int64_t L, int64_t D, int64
         const KV* vg = vp + x.g * S * D;
         const float* mrow = mp + x.mrow * S;
         if (spans == 1) {
-          attend_rows(qs, os, mm, kg, vg, mrow, D, S, L, cap, scratch.data());
+          attend_rows(qs, os, mm, kg, vg, mrow, D, S, L, cap, scratch.data(), kgeo.tiled);
         } else {
           attend_span(qs, os, mm, kg, vg, mrow, D, S, j0, j1, cap, scratch.data(),
-                      stats.data() + (u * spans + c) * rows_per_unit + r0);
+                      stats.data() + (u * spans + c) * rows_per_unit + r0, kgeo.tiled);
         }
       }
     }
@@ -151,15 +172,15 @@ bool run_units(int64_t units, int64_t rows_per_unit, int64_t L, int64_t D, int64
 template <typename UnitOf>
 bool run_units_any(const Tensor& k_cache, const Tensor& v_cache, int64_t units, int64_t rows_per_unit, int64_t L,
                    const Tensor& q, const Tensor& mask, double softcap, Tensor& out, UnitOf unit_of) {
-  const int64_t D = k_cache.size(1), S = k_cache.size(2);
+  const KGeometry kgeo = k_geometry(k_cache);
   const float* qp = q.const_data_ptr<float>();
   const float* mp = mask.const_data_ptr<float>();
   float* op = out.mutable_data_ptr<float>();
   const float cap = static_cast<float>(softcap);
   if (k_cache.scalar_type() == ScalarType::Half)
-    return run_units(units, rows_per_unit, L, D, S, qp, static_cast<const uint16_t*>(k_cache.const_data_ptr()),
+    return run_units(units, rows_per_unit, L, kgeo, qp, static_cast<const uint16_t*>(k_cache.const_data_ptr()),
                      static_cast<const uint16_t*>(v_cache.const_data_ptr()), mp, cap, op, unit_of);
-  return run_units(units, rows_per_unit, L, D, S, qp, k_cache.const_data_ptr<float>(),
+  return run_units(units, rows_per_unit, L, kgeo, qp, k_cache.const_data_ptr<float>(),
                    v_cache.const_data_ptr<float>(), mp, cap, op, unit_of);
 }
 

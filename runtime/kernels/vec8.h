@@ -86,10 +86,23 @@ inline v8f load8_kv(const uint16_t* p) {
 #endif
 }
 
+// splat8 inside EDGESLM_X86_AVX2 functions (kAvx2 = true): GCC 12 turns a vector-extension splat inlined
+// there into eight lane inserts (vinsertps), not one vbroadcastss, so that one is the intrinsic.
+template <bool kAvx2>
+inline v8f splat8_on(float x) { return splat8(x); }
+
 #if defined(EDGESLM_X86_AVX2)
 template <>
 EDGESLM_X86_AVX2 inline v8f load8_kv<true>(const uint16_t* p) {
   const __m256 f = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  v8f v;
+  std::memcpy(&v, &f, sizeof v);
+  return v;
+}
+
+template <>
+EDGESLM_X86_AVX2 inline v8f splat8_on<true>(float x) {
+  const __m256 f = _mm256_set1_ps(x);
   v8f v;
   std::memcpy(&v, &f, sizeof v);
   return v;

@@ -1,6 +1,7 @@
 // runtime/kernels/attend_row.h against a double-precision reference: head sizes that exercise the
-// 32-, 8- and 1-component paths, 1..4 rows per call, lengths around the 8-key vectors, sliding-window
-// bands with -inf holes, soft-capping; float32 and float16 caches; one span and split spans merged
+// 32-, 16-, 8- and 1-component paths, 1..4 rows per call, lengths around the 8- and 16-key blocks,
+// sliding-window bands with -inf holes (starting inside a key tile), soft-capping; float32 and float16
+// caches; K key-tiled and transposed; one span and split spans (not on tile boundaries) merged
 // (merge_spans). Also vec8.h's float16 conversion for all 65536 bit patterns. Prints "all checks passed"
 // (run by tests/test_sdpa_kernel.py).
 #include <cmath>
@@ -74,23 +75,26 @@ bool check_half_conversion() {
 
 // Runs m rows over [0, L) as `spans` spans (1: attend_rows), returns the worst error vs double or -1.
 template <typename KV>
-double run_case(int64_t D, int64_t L, int m, int variant, int spans, std::mt19937& gen) {
+double run_case(int64_t D, int64_t L, int m, int variant, int spans, bool tiled, std::mt19937& gen) {
   std::normal_distribution<float> normal;
-  const int64_t S = 640;
+  const int64_t S = (L + kKeyTile + 15) / 16 * 16;   // cache slots: a multiple of 16 past L (tiles past L are read)
   const float softcap = variant == 2 ? 5.0f : 0.0f;
-  std::vector<float> q(m * D), k(D * S), v(S * D), mask(S), out(m * D, 7.0f), scratch(4 * S);
+  std::vector<float> q(m * D), k(D * S), v(S * D), mask(S), out(m * D, 7.0f),
+      scratch(4 * (S + kScratchPad));
   for (auto& x : q) x = normal(gen) / 4;
   for (auto& x : k) x = normal(gen);
   for (auto& x : v) x = normal(gen);
-  std::vector<KV> kc(D * S), vc(S * D);
+  std::vector<KV> kc(D * S), vc(S * D);   // k [D, S] as the reference reads it -> kc in the kernel's layout
   for (size_t i = 0; i < k.size(); ++i) {
+    const int64_t d = static_cast<int64_t>(i) / S, j = static_cast<int64_t>(i) % S;
+    KV& kx = kc[k_offset(d, j, D, S, tiled)];
     if constexpr (sizeof(KV) == 2) {
-      kc[i] = to_half(k[i]);
+      kx = to_half(k[i]);
       vc[i] = to_half(v[i]);
-      k[i] = static_cast<float>(half_reference(kc[i]));     // the reference sees the stored values
+      k[i] = static_cast<float>(half_reference(kx));        // the reference sees the stored values
       v[i] = static_cast<float>(half_reference(vc[i]));
     } else {
-      kc[i] = k[i];
+      kx = k[i];
       vc[i] = v[i];
     }
   }
@@ -106,7 +110,7 @@ double run_case(int64_t D, int64_t L, int m, int variant, int spans, std::mt1993
     os[i] = out.data() + i * D;
   }
   if (spans == 1) {
-    attend_rows(qs, os, m, kc.data(), vc.data(), mask.data(), D, S, L, softcap, scratch.data());
+    attend_rows(qs, os, m, kc.data(), vc.data(), mask.data(), D, S, L, softcap, scratch.data(), tiled);
   } else {                                          // the kernel's split-K path: spans, then merge
     std::vector<float> part(spans * m * D);
     std::vector<SpanStats> st(spans * m);
@@ -114,7 +118,7 @@ double run_case(int64_t D, int64_t L, int m, int variant, int spans, std::mt1993
       float* acc[4];
       for (int i = 0; i < m; ++i) acc[i] = part.data() + (c * m + i) * D;
       attend_span(qs, acc, m, kc.data(), vc.data(), mask.data(), D, S, L * c / spans, L * (c + 1) / spans, softcap,
-                  scratch.data(), st.data() + c * m);
+                  scratch.data(), st.data() + c * m, tiled);
     }
     for (int i = 0; i < m; ++i) {
       const float* accs[8];
@@ -148,8 +152,9 @@ double run_case(int64_t D, int64_t L, int m, int variant, int spans, std::mt1993
       const double err = std::fabs(want - out[i * D + d]);
       worst = std::max(worst, err);
       if (!(err < 2e-5)) {
-        std::printf("FAIL %s D=%ld L=%ld m=%d variant=%d spans=%d row=%d d=%ld: got %.7f want %.7f\n",
-                    sizeof(KV) == 2 ? "f16" : "f32", (long)D, (long)L, m, variant, spans, i, (long)d,
+        std::printf("FAIL %s %s D=%ld L=%ld m=%d variant=%d spans=%d row=%d d=%ld: got %.7f want %.7f\n",
+                    sizeof(KV) == 2 ? "f16" : "f32", tiled ? "tiled" : "transposed", (long)D, (long)L, m, variant,
+                    spans, i, (long)d,
                     out[i * D + d], want);
         return -1.0;
       }
@@ -165,15 +170,16 @@ int main() {
   std::mt19937 gen(1);
   double worst = 0.0;
   int cases = 0;
-  for (int half = 0; half < 2; ++half) {
+  for (int layout = 0; layout < 4; ++layout) {   // float32/float16 x transposed/tiled K
+    const bool half = layout & 1, tiled = layout & 2;
     for (int64_t D : {16, 40, 64, 80, 128}) {
-      for (int64_t L : {1, 7, 8, 9, 148, 600}) {
+      for (int64_t L : {1, 7, 8, 9, 17, 148, 600}) {
         for (int m = 1; m <= 4; ++m) {
           for (int variant = 0; variant < 3; ++variant) {   // 0 causal prefix, 1 window band + hole, 2 softcap
             for (int spans : {1, 3, 8}) {
               if (spans > L) continue;
-              const double w = half ? run_case<uint16_t>(D, L, m, variant, spans, gen)
-                                    : run_case<float>(D, L, m, variant, spans, gen);
+              const double w = half ? run_case<uint16_t>(D, L, m, variant, spans, tiled, gen)
+                                    : run_case<float>(D, L, m, variant, spans, tiled, gen);
               if (w < 0) return 1;
               worst = std::max(worst, w);
               ++cases;
