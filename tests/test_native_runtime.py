@@ -27,6 +27,7 @@ METRIC_FIELDS = {
     "max_seq_len": int, "reps": int, "warmup": int, "temperature": (int, float), "top_p": (int, float),
     "seed": int, "model_load_ms": (int, float), "ttft_ms": dict, "prefill_tokens_per_s": dict,
     "decode_tokens_per_s": dict, "peak_rss_bytes": int, "peak_heap_bytes": int, "planned_arena_bytes": int,
+    "weights_huge_page_bytes": int,
     "prompt_tokens": int, "max_new_tokens": int, "generated_tokens": int, "stop_reason": str, "generated": list,
 }
 SUMMARY_FIELDS = ("mean", "std", "median", "min", "max", "samples")
@@ -152,6 +153,31 @@ def test_runner_error_exits(bundles, tmp_path):
     assert code == 2 and out["status"] == "usage"
     code, out, _ = run([str(runner / "edgeslm-runner"), str(bundle)])
     assert code == 2 and "--tokens" in out["error"]
+
+
+def test_weight_pages_modes_generate_the_same_tokens(bundles):
+    """EDGESLM_WEIGHT_PAGES=huge (the .pte read into 2 MB-aligned anonymous memory, advised as huge pages)
+    and =mmap (the file mapping) run the same program: same tokens; mmap reports no huge-page bytes (the
+    tiny bundle is under 2 MB, so huge cannot get any either: test_smollm2_slow checks a real one). A
+    value that is not a mode is refused with the fix."""
+    import os
+
+    runner = _deploy("host")
+    bundle = bundles["int8"]
+    prompt = _manifest(bundle)["accuracy"]["prompts"][0]
+
+    def run(mode):
+        proc = subprocess.run(runner_argv(runner, bundle, prompt, max_new_tokens=8), capture_output=True,
+                              text=True, timeout=120, env={**os.environ, "EDGESLM_WEIGHT_PAGES": mode})
+        return proc.returncode, json.loads(proc.stdout), proc.stderr.strip()
+
+    (code_h, huge, _), (code_m, mapped, _) = run("huge"), run("mmap")
+    assert code_h == code_m == 0
+    assert huge["generated"] == mapped["generated"] and len(huge["generated"]) == 8
+    assert mapped["weights_huge_page_bytes"] == 0
+    code, out, err = run("big")
+    assert code == 1 and out["status"] == "EDGESLM_ERR_INVALID_ARGUMENT"
+    assert "EDGESLM_WEIGHT_PAGES=big" in err and "huge, mmap or auto" in err and len(err.splitlines()) == 1
 
 
 def test_runner_error_exit_under_qemu(tmp_path):

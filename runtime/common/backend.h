@@ -20,6 +20,7 @@ struct ModelInfo {
   int64_t bos_id = -1;             // -1: none
   std::vector<int64_t> eos_ids;    // may be empty
   int64_t planned_arena_bytes = 0; // forward's memory-planned buffers (activations + mutable KV cache)
+  int64_t weights_huge_page_bytes = 0;  // program bytes the kernel backs with huge pages (0: 4 KB pages)
 };
 
 // Error with a status: backends return it instead of throwing across the C boundary.

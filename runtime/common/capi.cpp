@@ -192,6 +192,7 @@ edgeslm_status edgeslm_open(const char* bundle_dir, const edgeslm_options* opts,
       m->stats.struct_size = sizeof m->stats;
       m->stats.model_load_ms = edgeslm::now_ms() - t0;
       m->stats.planned_arena_bytes = m->backend->info().planned_arena_bytes;
+      m->stats.weights_huge_page_bytes = m->backend->info().weights_huge_page_bytes;
       m->stats.threads = m->backend->threads();
       m->stats.peak_heap_bytes = -1;
       m->text = edgeslm::load_text_config(bundle_dir);   // tokenizer.json is optional

@@ -110,6 +110,9 @@ typedef struct edgeslm_stats {
                                      this is the guest's own heap, the number to trust there. */
   int32_t stop_reason;            /* edgeslm_stop_reason */
   int32_t threads;                /* backend threads in use */
+  int64_t weights_huge_page_bytes; /* bytes of the model file held in (transparent) huge pages: ExecuTorch
+                                     on Linux with THP (EDGESLM_WEIGHT_PAGES=huge|mmap|auto); 0 = the
+                                     file's 4 KB mapping */
 } edgeslm_stats;
 
 /* Called once per new token. Return 0 to continue, nonzero to stop generation. */

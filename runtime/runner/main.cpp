@@ -9,7 +9,8 @@
 // Each rep: reset -> generate(prompt) (prefill in one forward, then one forward per new token).
 // Output (schema "edgeslm.runner/1"): model_load_ms, ttft_ms / prefill_tokens_per_s /
 // decode_tokens_per_s as {mean, std, median, min, max, samples[R]}, peak_rss_bytes (getrusage; qemu's
-// own under qemu-user), peak_heap_bytes (guest mallinfo2), planned_arena_bytes, prompt_tokens,
+// own under qemu-user), peak_heap_bytes (guest mallinfo2), planned_arena_bytes, weights_huge_page_bytes
+// (model bytes in transparent huge pages; EDGESLM_WEIGHT_PAGES=huge|mmap|auto), prompt_tokens,
 // generated_tokens + generated (ids of the first rep), stop_reason, backend, threads, ...
 // Errors: stdout {"error": "...", "status": "EDGESLM_ERR_..."}, the message on one stderr line, and
 // exit code 2 for a bad command line, 1 for a model / runtime error. Exit 0 only with metrics.
@@ -209,6 +210,7 @@ int main(int argc, char** argv) {
               summary(decode).c_str());
   std::printf(" \"peak_rss_bytes\": %lld, \"peak_heap_bytes\": %lld, \"planned_arena_bytes\": %lld,\n",
               (long long)st.peak_rss_bytes, (long long)st.peak_heap_bytes, (long long)st.planned_arena_bytes);
+  std::printf(" \"weights_huge_page_bytes\": %lld,\n", (long long)st.weights_huge_page_bytes);
   std::printf(" \"prompt_tokens\": %lld, \"max_new_tokens\": %lld, \"generated_tokens\": %lld, \"stop_reason\": %s,\n",
               (long long)prompt_tokens, max_new, (long long)first_generated, json_str(stop_name(first_stop)).c_str());
   if (text_prompt != nullptr) std::printf(" \"text\": %s,\n", json_str(first_text).c_str());

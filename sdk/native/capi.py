@@ -44,7 +44,7 @@ class Stats(ctypes.Structure):
                                              "decode_ms", "decode_tokens_per_s")] + [
         (name, ctypes.c_int64) for name in ("prompt_tokens", "generated_tokens", "position", "planned_arena_bytes",
                                             "peak_rss_bytes", "peak_heap_bytes")] + [
-        ("stop_reason", ctypes.c_int32), ("threads", ctypes.c_int32)]
+        ("stop_reason", ctypes.c_int32), ("threads", ctypes.c_int32), ("weights_huge_page_bytes", ctypes.c_int64)]
 
 
 TokenCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int64, ctypes.c_void_p)
