@@ -24,7 +24,7 @@
 
 namespace edgeslm_kernels {
 
-constexpr int kMaxRows = 4;     // query rows per call (accumulators: 4 rows x 32 components)
+constexpr int kMaxRows = 4;            // query rows per call (a GQA group of up to 4 heads)
 constexpr int64_t kKeyTile = 16;       // keys per tile of the tiled K layout = keys per register block
                                        // of scores (2 vectors x m rows)
 constexpr int64_t kPrefetchKeys = 64;  // transposed K: each of its D rows is fetched this many keys ahead

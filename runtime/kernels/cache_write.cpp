@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "attend_row.h"   // kKeyTile, k_offset: the K layouts
 #include "register_once.h"
 
 namespace edgeslm_kernels {
@@ -55,8 +56,6 @@ inline float to_cache<float>(float x) { return x; }
 template <>
 inline uint16_t to_cache<uint16_t>(float x) { return float_to_half(x); }
 
-constexpr int64_t kKeyTile = 16;   // keys per tile of the tiled K layout (attend_row.h)
-
 template <typename KV>
 void write_rows(const float* k, const float* v, KV* kc, KV* vc, const int64_t* pos, int64_t T, int64_t Hkv,
                 int64_t D, int64_t S, bool tiled) {
@@ -66,7 +65,7 @@ void write_rows(const float* k, const float* v, KV* kc, KV* vc, const int64_t* p
       const float* kr = k + (t * Hkv + g) * D;
       const float* vr = v + (t * Hkv + g) * D;
       // key p's components: k_cache[g, p/16, :, p%16] (stride 16) or k_cache[g, :, p] (stride S)
-      KV* kcol = kc + g * D * S + (tiled ? (p / kKeyTile) * kKeyTile * D + p % kKeyTile : p);
+      KV* kcol = kc + g * D * S + k_offset(0, p, D, S, tiled);
       const int64_t kstride = tiled ? kKeyTile : S;
       KV* vrow = vc + (g * S + p) * D;                     // v_cache[g, p, :]
       for (int64_t d = 0; d < D; ++d) {
