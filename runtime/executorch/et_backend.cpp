@@ -8,10 +8,8 @@
 // Per forward: prompts longer than get_max_seq_len run in chunks; tokens[1,T] and input_pos[T] int64 wrap
 // preallocated buffers; output logits [1,V]
 // (or [1,T,V]) float32, last row copied out.
-#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -30,6 +28,7 @@
 #include <executorch/runtime/platform/runtime.h>
 
 #include "../common/backend.h"
+#include "program_image.h"
 
 // The wheel ships libexecutorch_threadpool.so without its header: declare the calls we use.
 // (Non-virtual members on an opaque pointer: no layout knowledge needed; return types are not
@@ -102,109 +101,6 @@ Status et_error(edgeslm_status code, const std::string& what, Error e) {
   std::string msg = what + ": " + executorch::runtime::to_string(e);
   if (!g_et_log.empty()) msg += " (" + g_et_log + ")";
   return Status::Error(code, msg);
-}
-
-// ---- where the program's bytes (weights) live ----
-// EDGESLM_WEIGHT_PAGES=huge: the whole .pte read into anonymous memory aligned to 2 MB and advised as
-// transparent huge pages (MADV_HUGEPAGE). A decode step streams every weight once: on the file mapping's
-// 4 KB pages that is a TLB miss and a hardware-prefetcher restart every 4 KB, on 2 MB pages neither
-// (benchmarks/qlinear_loops.cpp, one thread, int4: 7.1 -> 6.2 ms a token's linears). Costs: the file is
-// read at open (~0.2 s for 170 MB from the page cache) and all of it is resident and anonymous (not
-// evictable), including the parts a run never reads (the embedding rows of unused tokens).
-// EDGESLM_WEIGHT_PAGES=mmap: the file mapping, pages resident as read (ExecuTorch's Module default).
-// Unset / auto: huge when the kernel offers transparent huge pages (Linux, "always" or "madvise"),
-// else mmap -- Android kernels usually have THP off, so phones keep the evictable file mapping.
-enum class WeightPages { kMmap, kHuge };
-
-bool thp_available() {
-  FILE* f = std::fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
-  if (f == nullptr) return false;
-  char buf[128] = {0};
-  const size_t n = std::fread(buf, 1, sizeof buf - 1, f);
-  std::fclose(f);
-  const std::string mode(buf, n);                     // e.g. "always [madvise] never"
-  return mode.find("[always]") != std::string::npos || mode.find("[madvise]") != std::string::npos;
-}
-
-Status weight_pages(WeightPages* out) {
-  const char* v = std::getenv("EDGESLM_WEIGHT_PAGES");
-  const std::string mode = v == nullptr ? "auto" : v;
-  if (mode == "huge") *out = WeightPages::kHuge;
-  else if (mode == "mmap") *out = WeightPages::kMmap;
-  else if (mode == "auto" || mode.empty()) *out = thp_available() ? WeightPages::kHuge : WeightPages::kMmap;
-  else
-    return Status::Error(EDGESLM_ERR_INVALID_ARGUMENT, "EDGESLM_WEIGHT_PAGES=" + mode +
-                                                           " is not a mode -- fix: set it to huge, mmap or auto");
-  return Status::Ok();
-}
-
-// The .pte's bytes in anonymous memory, 2 MB-aligned, advised as huge pages (a hint: without THP they
-// are ordinary pages). The program's constants are used in place (BufferDataLoader: no copies).
-struct ProgramImage {
-  void* map = nullptr;             // the mapping (size + 2 MB, for the alignment)
-  size_t map_bytes = 0;
-  const uint8_t* data = nullptr;   // 2 MB-aligned start of the file's bytes
-  size_t size = 0;
-  ~ProgramImage() { if (map != nullptr) munmap(map, map_bytes); }
-};
-
-constexpr size_t kHugePage = size_t(2) << 20;
-
-Status read_program_image(const std::string& path, ProgramImage* img) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  struct stat sb;
-  if (fd < 0 || fstat(fd, &sb) != 0) {
-    if (fd >= 0) ::close(fd);
-    return Status::Error(EDGESLM_ERR_LOAD, path + ": cannot open");
-  }
-  img->size = (size_t)sb.st_size;
-  img->map_bytes = img->size + kHugePage;
-  img->map = mmap(nullptr, img->map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (img->map == MAP_FAILED) {
-    img->map = nullptr;
-    ::close(fd);
-    return Status::Error(EDGESLM_ERR_LOAD, path + ": cannot map memory for the program (out of memory) -- fix: "
-                                           "EDGESLM_WEIGHT_PAGES=mmap maps the file instead");
-  }
-  uint8_t* start = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(img->map) + kHugePage - 1) &
-                                              ~(kHugePage - 1));
-#if defined(MADV_HUGEPAGE)
-  madvise(start, (img->size + kHugePage - 1) & ~(kHugePage - 1), MADV_HUGEPAGE);
-#endif
-  size_t done = 0;
-  while (done < img->size) {
-    const ssize_t r = ::read(fd, start + done, img->size - done);
-    if (r <= 0) {
-      ::close(fd);
-      return Status::Error(EDGESLM_ERR_LOAD, path + ": read failed");
-    }
-    done += (size_t)r;
-  }
-  ::close(fd);
-  img->data = start;
-  return Status::Ok();
-}
-
-// Bytes of [p, p + n) the kernel backs with huge pages: AnonHugePages of the /proc/self/smaps areas inside
-// the range (0 where /proc is absent).
-int64_t huge_page_bytes(const void* p, size_t n) {
-  FILE* f = std::fopen("/proc/self/smaps", "r");
-  if (f == nullptr) return 0;
-  const uintptr_t lo = reinterpret_cast<uintptr_t>(p), hi = lo + n;
-  bool inside = false;
-  int64_t total = 0;
-  char line[512];
-  while (std::fgets(line, sizeof line, f) != nullptr) {
-    unsigned long a = 0, b = 0;
-    long long kb = 0;
-    if (std::sscanf(line, "%lx-%lx ", &a, &b) == 2 && std::strchr(line, '-') < std::strchr(line, ' ')) {
-      inside = a < hi && b > lo;
-    } else if (inside && std::sscanf(line, "AnonHugePages: %lld kB", &kb) == 1) {
-      total += (int64_t)kb * 1024;
-    }
-  }
-  std::fclose(f);
-  return total;
 }
 
 class ExecuTorchBackend final : public Backend {

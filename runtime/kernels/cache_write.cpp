@@ -18,7 +18,8 @@
 #include <cstdint>
 #include <cstring>
 
-#include "attend_row.h"   // kKeyTile, k_offset: the K layouts
+#include "attend_row.h"   // k_offset, kKeyTile
+#include "k_layout.h"
 #include "register_once.h"
 
 namespace edgeslm_kernels {
@@ -79,9 +80,8 @@ void write_rows(const float* k, const float* v, KV* kc, KV* vc, const int64_t* p
 Tensor& cache_write_out(KernelRuntimeContext& ctx, const Tensor& k, const Tensor& v, Tensor& k_cache,
                         Tensor& v_cache, const Tensor& input_pos, Tensor& out) {
   const ScalarType kv = k_cache.scalar_type();
-  const bool tiled = k_cache.dim() == 4;
-  ET_KERNEL_CHECK_MSG(ctx, k.dim() == 3 && v.dim() == 3 && (k_cache.dim() == 3 || (tiled && k_cache.size(3) == kKeyTile)) &&
-                               v_cache.dim() == 3 && input_pos.dim() == 1,
+  ET_KERNEL_CHECK_MSG(ctx, k.dim() == 3 && v.dim() == 3 && k_layout_ok(k_cache) && v_cache.dim() == 3 &&
+                               input_pos.dim() == 1,
                       InvalidArgument, out,
                       "cache_write: expected k/v [T,H_kv,D], k_cache [H_kv,S/16,D,16] or [H_kv,D,S], v_cache 3-D, input_pos [T]");
   ET_KERNEL_CHECK_MSG(ctx, k.scalar_type() == ScalarType::Float && v.scalar_type() == ScalarType::Float &&
@@ -90,9 +90,11 @@ Tensor& cache_write_out(KernelRuntimeContext& ctx, const Tensor& k, const Tensor
                       InvalidArgument, out,
                       "cache_write: float32 k/v/out, float32 or float16 caches (alike), int64 input_pos");
   const int64_t T = k.size(0), Hkv = k.size(1), D = k.size(2);
-  const int64_t S = tiled ? k_cache.size(1) * kKeyTile : k_cache.size(2);
+  const KGeometry kgeo = k_geometry(k_cache);
+  const bool tiled = kgeo.tiled;
+  const int64_t S = kgeo.S;
   ET_KERNEL_CHECK_MSG(ctx, v.size(0) == T && v.size(1) == Hkv && v.size(2) == D && k_cache.size(0) == Hkv &&
-                               k_cache.size(tiled ? 2 : 1) == D && v_cache.size(0) == Hkv && v_cache.size(1) == S &&
+                               kgeo.D == D && v_cache.size(0) == Hkv && v_cache.size(1) == S &&
                                v_cache.size(2) == D && input_pos.numel() == T,
                       InvalidArgument, out,
                       "cache_write: shapes disagree (k/v [T,H_kv,D], k_cache [H_kv,S/16,D,16] or [H_kv,D,S], v_cache [H_kv,S,D])");

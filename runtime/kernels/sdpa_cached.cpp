@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "attend_row.h"
+#include "k_layout.h"
 #include "register_once.h"
 
 namespace edgeslm_kernels {
@@ -47,21 +48,11 @@ using executorch::runtime::KernelRuntimeContext;
 
 namespace {
 
-// K cache geometry: tiled [H_kv, S/16, D, 16] or transposed [H_kv, D, S].
-struct KGeometry {
-  int64_t D, S;
-  bool tiled;
-};
-KGeometry k_geometry(const Tensor& k_cache) {
-  if (k_cache.dim() == 4) return KGeometry{k_cache.size(2), k_cache.size(1) * kKeyTile, true};
-  return KGeometry{k_cache.size(1), k_cache.size(2), false};
-}
-
 // Common checks of both layouts; returns L = max(input_pos) + 1 or 0 after reporting an error.
 int64_t checked_length(KernelRuntimeContext& ctx, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                        const Tensor& mask, const Tensor& input_pos) {
   ET_KERNEL_CHECK_MSG(ctx, q.dim() == 3 &&
-                               (k_cache.dim() == 3 || (k_cache.dim() == 4 && k_cache.size(3) == kKeyTile)) &&
+                               k_layout_ok(k_cache) &&
                                v_cache.dim() == 3 && mask.dim() == 2 && input_pos.dim() == 1,
                       InvalidArgument, 0,
                       "sdpa_cached: expected q/v 3-D, k [H_kv,S/16,D,16] or [H_kv,D,S], mask 2-D, input_pos 1-D");
