@@ -39,9 +39,10 @@ class Backend {
   virtual const ModelInfo& info() const = 0;
   virtual int threads() const = 0;
   // Runs ids[0..n) at positions [start_pos, start_pos+n) in one call, updating the KV cache in place,
-  // and writes the LAST position's logits to logits_out[0..vocab_size). The caller checks bounds
+  // and points *logits at the LAST position's logits [vocab_size], memory the backend owns and keeps
+  // until its next forward (ExecuTorch: the program's output tensor, no copy). The caller checks bounds
   // (start_pos + n <= max_seq_len) and token ids (0 <= id < vocab_size) before calling.
-  virtual Status forward(const int64_t* ids, size_t n, int64_t start_pos, float* logits_out) = 0;
+  virtual Status forward(const int64_t* ids, size_t n, int64_t start_pos, const float** logits) = 0;
 };
 
 // Factory per backend, implemented in <backend>/; `threads` <= 0 means the backend's default.

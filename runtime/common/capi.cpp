@@ -24,7 +24,8 @@ using edgeslm::Status;
 
 struct edgeslm_model {
   std::unique_ptr<Backend> backend;
-  std::vector<float> logits;  // [V] last-position logits of the last successful forward
+  const float* logits = nullptr;  // [vocab] last-position logits of the last successful forward (backend-owned)
+  size_t vocab = 0;
   bool has_logits = false;
   int64_t position = 0;       // tokens in the KV cache; next forward writes here
   int64_t last_token = -1;    // last token generate sampled (not yet in the cache)
@@ -93,7 +94,7 @@ edgeslm_status run_forward(edgeslm_model* m, const int64_t* ids, size_t n) {
                                                        std::to_string(i) + " outside [0, " +
                                                        std::to_string(info.vocab_size) + ")");
   m->has_logits = false;
-  Status st = m->backend->forward(ids, n, m->position, m->logits.data());
+  Status st = m->backend->forward(ids, n, m->position, &m->logits);
   if (!st.ok()) return fail(m, st.code, st.message);
   m->position += (int64_t)n;
   m->has_logits = true;
@@ -111,7 +112,7 @@ edgeslm_gen_config config_or_greedy(const edgeslm_gen_config* cfg) {
 edgeslm_status sample_into(edgeslm_model* m, const edgeslm_gen_config& c, int64_t* token) {
   if (token == nullptr) return fail(m, EDGESLM_ERR_INVALID_ARGUMENT, "token output is NULL");
   if (!m->has_logits) return fail(m, EDGESLM_ERR_STATE, "no logits: run prefill or decode_step first");
-  *token = m->sampler.sample(m->logits.data(), m->logits.size(), c.temperature, c.top_p, m->rng);
+  *token = m->sampler.sample(m->logits, m->vocab, c.temperature, c.top_p, m->rng);
   return EDGESLM_OK;
 }
 
@@ -188,7 +189,7 @@ edgeslm_status edgeslm_open(const char* bundle_dir, const edgeslm_options* opts,
       if (!backend) return g_open_error = st.message, st.code;
       auto* m = new edgeslm_model();
       m->backend = std::move(backend);
-      m->logits.assign((size_t)m->backend->info().vocab_size, 0.0f);
+      m->vocab = (size_t)m->backend->info().vocab_size;
       m->stats.struct_size = sizeof m->stats;
       m->stats.model_load_ms = edgeslm::now_ms() - t0;
       m->stats.planned_arena_bytes = m->backend->info().planned_arena_bytes;
@@ -253,8 +254,8 @@ edgeslm_status edgeslm_get_logits(edgeslm_model* m, const float** logits, size_t
   return guarded(m, [&] {
     if (logits == nullptr || vocab == nullptr) return fail(m, EDGESLM_ERR_INVALID_ARGUMENT, "NULL output");
     if (!m->has_logits) return fail(m, EDGESLM_ERR_STATE, "no logits: run prefill or decode_step first");
-    *logits = m->logits.data();
-    *vocab = m->logits.size();
+    *logits = m->logits;
+    *vocab = m->vocab;
     return EDGESLM_OK;
   });
 }

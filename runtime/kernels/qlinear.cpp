@@ -58,35 +58,59 @@ bool packed_ok(const Tensor& w, const Tensor& s, int64_t K, int64_t n) {
          w.size(2) == 32 && s.dim() == 1 && s.size(0) == Np;
 }
 
-// out[rows, n] = x[rows, K] W^T: rows quantized on the calling thread, column blocks over the pool.
-template <bool kInt4>
-bool run_linear(const float* x, int64_t rows, int64_t K, const Tensor& w, const Tensor& s, int64_t n, float* out,
-                Activations& act) {
-  const int64_t G = K / kQGroup, blocks = w.size(0);
+// Rows of x [rows, K] quantized once, on the calling thread (shared by every task).
+void quantize_rows(const float* x, int64_t rows, int64_t K, Activations& act) {
+  const int64_t G = K / kQGroup;
   act.q.resize(rows * K);
   act.scale.resize(rows * G);
   act.gsum.resize(rows * G);
   for (int64_t r = 0; r < rows; ++r)
     quantize_row(x + r * K, K, act.q.data() + r * K, act.scale.data() + r * G, act.gsum.data() + r * G);
-  // One task per thread (x4 for matrices over 1 MB, so a thread the VM delays holds less back), but at
-  // least ~16 KB of weights per task: the pool is hot between linears, so small tasks still pay.
-  const int64_t block_bytes = (kInt4 ? K * kQCols / 2 : K * kQCols) * ((rows + kQMaxRows - 1) / kQMaxRows);
-  const int64_t threads = std::max<int64_t>(1, executorch::extension::get_thread_count());
-  const int64_t tasks = threads * (blocks * block_bytes > (1 << 20) ? 4 : 1);
-  const int64_t grain = std::max<int64_t>((16 * 1024 + block_bytes - 1) / block_bytes, (blocks + tasks - 1) / tasks);
-  const void* wp = kInt4 ? static_cast<const void*>(w.const_data_ptr<uint8_t>())
-                         : static_cast<const void*>(w.const_data_ptr<int8_t>());
-  const void* sp = kInt4 ? static_cast<const void*>(s.const_data_ptr<executorch::aten::Half>())
-                         : static_cast<const void*>(s.const_data_ptr<float>());
-  const Activations& a = act;
-  auto work = [&](int64_t b0, int64_t b1) {
-    q_blocks<kInt4>(a.q.data(), a.scale.data(), a.gsum.data(), rows, K, wp, sp, b0, b1, n, nullptr, out, n);
-  };
-  if (grain >= blocks) {
+}
+
+// Smallest task, in column blocks: ~16 KB of weights (the pool is hot between linears, so even small
+// tasks pay; below that one thread does it all). ExecuTorch's parallel_for then makes one chunk per
+// thread (chunk = max(grain, blocks / threads)). block_bytes: weight bytes of one block (times the passes).
+int64_t grain_for(int64_t block_bytes) { return (16 * 1024 + block_bytes - 1) / block_bytes; }
+
+// work(b0, b1) over [0, blocks) on the pool, or on the calling thread when one task covers it all.
+template <typename F>
+bool run_blocks(int64_t blocks, int64_t grain, const F& work) {
+  if (grain >= blocks || executorch::extension::get_thread_count() <= 1) {
     work(0, blocks);
     return true;
   }
   return executorch::extension::parallel_for(0, blocks, grain, work);
+}
+
+template <bool kInt4>
+int64_t block_bytes(int64_t K, int64_t rows) {   // weight bytes a block streams for `rows` rows
+  return (kInt4 ? K * kQCols / 2 : K * kQCols) * ((rows + kQMaxRows - 1) / kQMaxRows);
+}
+
+template <bool kInt4>
+const void* weights(const Tensor& w) {
+  return kInt4 ? static_cast<const void*>(w.const_data_ptr<uint8_t>()) : static_cast<const void*>(w.const_data_ptr<int8_t>());
+}
+
+template <bool kInt4>
+const void* scales(const Tensor& s) {
+  return kInt4 ? static_cast<const void*>(s.const_data_ptr<executorch::aten::Half>())
+               : static_cast<const void*>(s.const_data_ptr<float>());
+}
+
+// out[rows, n] = x[rows, K] W^T: rows quantized on the calling thread, column blocks over the pool.
+template <bool kInt4>
+bool run_linear(const float* x, int64_t rows, int64_t K, const Tensor& w, const Tensor& s, int64_t n, float* out,
+                Activations& act) {
+  quantize_rows(x, rows, K, act);
+  const int64_t blocks = w.size(0);
+  const void* wp = weights<kInt4>(w);
+  const void* sp = scales<kInt4>(s);
+  const Activations& a = act;
+  return run_blocks(blocks, grain_for(block_bytes<kInt4>(K, rows)), [&](int64_t b0, int64_t b1) {
+    q_blocks<kInt4>(a.q.data(), a.scale.data(), a.gsum.data(), rows, K, wp, sp, b0, b1, n, nullptr, out, n);
+  });
 }
 
 // out sized like x with the last dim = n.
@@ -149,17 +173,24 @@ Tensor& mlp_q(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& w_gu, co
   thread_local std::vector<float> gu, h;
   gu.resize(rows * 2 * inter);
   h.resize(rows * inter);
-  bool ok = run_linear<kInt4>(x.const_data_ptr<float>(), rows, K, w_gu, s_gu, 2 * inter, gu.data(), act);
-  const float* gp = gu.data();
+  // gate (blocks [0, I/8)) and up (blocks [I/8, I/4)) of the same columns in one task, then h = silu(g) * u
+  // for those columns: the activation runs in the pool instead of serially between the two linears.
+  quantize_rows(x.const_data_ptr<float>(), rows, K, act);
+  const int64_t gate_blocks = inter / kQCols;
+  const void* wp = weights<kInt4>(w_gu);
+  const void* sp = scales<kInt4>(s_gu);
+  float* gp = gu.data();
   float* hp = h.data();
-  auto act_rows = [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) silu_mul(gp + r * 2 * inter, gp + r * 2 * inter + inter, hp + r * inter, inter);
-  };
-  if (rows < 8) {
-    act_rows(0, rows);
-  } else {
-    ok = ok && executorch::extension::parallel_for(0, rows, 4, act_rows);
-  }
+  const Activations& a = act;
+  bool ok = run_blocks(gate_blocks, grain_for(2 * block_bytes<kInt4>(K, rows)), [&](int64_t b0, int64_t b1) {
+    q_blocks<kInt4>(a.q.data(), a.scale.data(), a.gsum.data(), rows, K, wp, sp, b0, b1, 2 * inter, nullptr, gp,
+                    2 * inter);
+    q_blocks<kInt4>(a.q.data(), a.scale.data(), a.gsum.data(), rows, K, wp, sp, gate_blocks + b0, gate_blocks + b1,
+                    2 * inter, nullptr, gp, 2 * inter);
+    const int64_t c0 = b0 * kQCols, cols = (b1 - b0) * kQCols;
+    for (int64_t r = 0; r < rows; ++r)
+      silu_mul(gp + r * 2 * inter + c0, gp + r * 2 * inter + inter + c0, hp + r * inter + c0, cols);
+  });
   ok = ok && run_linear<kInt4>(hp, rows, inter, w_d, s_d, K, out.mutable_data_ptr<float>(), act);
   ET_KERNEL_CHECK_MSG(ctx, ok, Internal, out, "%s: parallel_for failed", name);
   return out;

@@ -32,13 +32,13 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <type_traits>
 
 #include "vec8.h"   // half_to_float, cpu_has_avx2
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define EDGESLM_QL_X86 1
+#define EDGESLM_QL_SIMD __attribute__((target("avx2,fma,f16c")))
 #elif defined(__aarch64__) && defined(__GNUC__)
 #include <arm_neon.h>
 #if defined(__linux__)
@@ -53,6 +53,7 @@
 #else
 #define EDGESLM_QL_DOTPROD __attribute__((target("arch=armv8.2-a+dotprod")))
 #endif
+#define EDGESLM_QL_SIMD EDGESLM_QL_DOTPROD
 #endif
 
 namespace edgeslm_kernels {
@@ -138,11 +139,23 @@ inline void q8_blocks_scalar(const int8_t* q, const float* xs, int64_t rows, int
 
 #if defined(EDGESLM_QL_X86)
 // ---- AVX2 + FMA + F16C (picked at run time) ----
+// A block's 8 columns of one row (+ bias) -> dst[0, cols): one vector store for a whole block.
+EDGESLM_QL_SIMD inline void store_cols(__m256 v, float* dst, const float* bias, int cols) {
+  if (cols == kQCols) {
+    if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias));
+    _mm256_storeu_ps(dst, v);
+    return;
+  }
+  float tmp[kQCols];
+  _mm256_storeu_ps(tmp, v);
+  for (int c = 0; c < cols; ++c) dst[c] = tmp[c] + (bias ? bias[c] : 0.0f);
+}
+
+// R rows of one int4 block: dst[r * ldo + c] = row r's output column c (+ bias[c]), c < cols.
 template <int R>
-__attribute__((target("avx2,fma,f16c"))) inline void q4_rows_simd(const int8_t* q, const float* xs,
-                                                                   const int32_t* gsum, int64_t K,
-                                                                   const uint8_t* wb, const uint16_t* sb,
-                                                                   float* acc_out /* [R][8] */) {
+EDGESLM_QL_SIMD inline void q4_rows_simd(const int8_t* q, const float* xs, const int32_t* gsum, int64_t K,
+                                         const uint8_t* wb, const uint16_t* sb, float* dst, int64_t ldo,
+                                         const float* bias, int cols) {
   const int64_t G = K / kQGroup;
   const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
   __m256 facc[R];
@@ -173,13 +186,12 @@ __attribute__((target("avx2,fma,f16c"))) inline void q4_rows_simd(const int8_t* 
       facc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_mul_ps(scale, _mm256_set1_ps(xs[r * G + g])), facc[r]);
     }
   }
-  for (int r = 0; r < R; ++r) _mm256_storeu_ps(acc_out + r * kQCols, facc[r]);
+  for (int r = 0; r < R; ++r) store_cols(facc[r], dst + r * ldo, bias, cols);
 }
 
 template <int R>
-__attribute__((target("avx2,fma"))) inline void q8_rows_simd(const int8_t* q, const float* xs, int64_t K,
-                                                            const int8_t* wb, const float* sb,
-                                                            float* acc_out /* [R][8] */) {
+EDGESLM_QL_SIMD inline void q8_rows_simd(const int8_t* q, const float* xs, int64_t K, const int8_t* wb,
+                                         const float* sb, float* dst, int64_t ldo, const float* bias, int cols) {
   const int64_t G = K / kQGroup;
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 facc[R];
@@ -204,7 +216,7 @@ __attribute__((target("avx2,fma"))) inline void q8_rows_simd(const int8_t* q, co
       facc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r]), _mm256_set1_ps(xs[r * G + g]), facc[r]);
   }
   const __m256 scale = _mm256_loadu_ps(sb);
-  for (int r = 0; r < R; ++r) _mm256_storeu_ps(acc_out + r * kQCols, _mm256_mul_ps(facc[r], scale));
+  for (int r = 0; r < R; ++r) store_cols(_mm256_mul_ps(facc[r], scale), dst + r * ldo, bias, cols);
 }
 
 // quantize_row_scalar with AVX2: the same float32 products, rounded half to even by vcvtps2dq.
@@ -245,9 +257,27 @@ __attribute__((target("avx2,fma,f16c"))) inline void quantize_row_avx2(const flo
 
 #if defined(EDGESLM_QL_ARM)
 // ---- arm64: SDOT (Armv8.2 dot product, picked at run time) ----
+// A block's 8 columns of one row (+ bias) -> dst[0, cols).
+EDGESLM_QL_SIMD inline void store_cols(float32x4_t lo, float32x4_t hi, float* dst, const float* bias, int cols) {
+  if (cols == kQCols) {
+    if (bias) {
+      lo = vaddq_f32(lo, vld1q_f32(bias));
+      hi = vaddq_f32(hi, vld1q_f32(bias + 4));
+    }
+    vst1q_f32(dst, lo);
+    vst1q_f32(dst + 4, hi);
+    return;
+  }
+  float tmp[kQCols];
+  vst1q_f32(tmp, lo);
+  vst1q_f32(tmp + 4, hi);
+  for (int c = 0; c < cols; ++c) dst[c] = tmp[c] + (bias ? bias[c] : 0.0f);
+}
+
 template <int R>
-EDGESLM_QL_DOTPROD inline void q4_rows_simd(const int8_t* q, const float* xs, const int32_t* gsum, int64_t K,
-                                           const uint8_t* wb, const uint16_t* sb, float* acc_out) {
+EDGESLM_QL_SIMD inline void q4_rows_simd(const int8_t* q, const float* xs, const int32_t* gsum, int64_t K,
+                                         const uint8_t* wb, const uint16_t* sb, float* dst, int64_t ldo,
+                                         const float* bias, int cols) {
   const int64_t G = K / kQGroup;
   const uint8x16_t low4 = vdupq_n_u8(0x0F);
   float32x4_t f0[R], f1[R];
@@ -279,15 +309,12 @@ EDGESLM_QL_DOTPROD inline void q4_rows_simd(const int8_t* q, const float* xs, co
       f1[r] = vfmaq_f32(f1[r], vcvtq_f32_s32(vsubq_s32(a1[r], corr)), vmulq_n_f32(s1, x_scale));
     }
   }
-  for (int r = 0; r < R; ++r) {
-    vst1q_f32(acc_out + r * kQCols, f0[r]);
-    vst1q_f32(acc_out + r * kQCols + 4, f1[r]);
-  }
+  for (int r = 0; r < R; ++r) store_cols(f0[r], f1[r], dst + r * ldo, bias, cols);
 }
 
 template <int R>
-EDGESLM_QL_DOTPROD inline void q8_rows_simd(const int8_t* q, const float* xs, int64_t K, const int8_t* wb,
-                                           const float* sb, float* acc_out) {
+EDGESLM_QL_SIMD inline void q8_rows_simd(const int8_t* q, const float* xs, int64_t K, const int8_t* wb,
+                                         const float* sb, float* dst, int64_t ldo, const float* bias, int cols) {
   const int64_t G = K / kQGroup;
   float32x4_t f0[R], f1[R];
   for (int r = 0; r < R; ++r) f0[r] = f1[r] = vdupq_n_f32(0.0f);
@@ -310,10 +337,7 @@ EDGESLM_QL_DOTPROD inline void q8_rows_simd(const int8_t* q, const float* xs, in
     }
   }
   const float32x4_t s0 = vld1q_f32(sb), s1 = vld1q_f32(sb + 4);
-  for (int r = 0; r < R; ++r) {
-    vst1q_f32(acc_out + r * kQCols, vmulq_f32(f0[r], s0));
-    vst1q_f32(acc_out + r * kQCols + 4, vmulq_f32(f1[r], s1));
-  }
+  for (int r = 0; r < R; ++r) store_cols(vmulq_f32(f0[r], s0), vmulq_f32(f1[r], s1), dst + r * ldo, bias, cols);
 }
 
 inline bool cpu_has_dotprod() {
@@ -354,17 +378,46 @@ inline void quantize_row(const float* x, int64_t K, int8_t* q, float* xs, int32_
   quantize_row_scalar(x, K, q, xs, gsum);
 }
 
-// Calls f(std::integral_constant<int, m>{}) for m in 1..kQMaxRows: the row count as a template argument,
-// so the loops keep their accumulators in registers.
-template <typename F>
-inline void with_rows(int64_t m, F&& f) {
-  switch (m) {
-    case 4: return f(std::integral_constant<int, 4>{});
-    case 3: return f(std::integral_constant<int, 3>{});
-    case 2: return f(std::integral_constant<int, 2>{});
-    default: return f(std::integral_constant<int, 1>{});
+#if defined(EDGESLM_QL_X86) || defined(EDGESLM_QL_ARM)
+// R rows (template: accumulators stay in registers) of block b -> dst (row r at dst + r * ldo).
+template <bool kInt4, int R>
+EDGESLM_QL_SIMD inline void block_rows(const int8_t* q, const float* xs, const int32_t* gsum, int64_t K,
+                                       const void* w, const void* s, int64_t b, float* dst, int64_t ldo,
+                                       const float* bias, int cols) {
+  const int64_t G = K / kQGroup;
+  if (kInt4)
+    q4_rows_simd<R>(q, xs, gsum, K, static_cast<const uint8_t*>(w) + b * G * 128,
+                    static_cast<const uint16_t*>(s) + b * G * kQCols, dst, ldo, bias, cols);
+  else
+    q8_rows_simd<R>(q, xs, K, static_cast<const int8_t*>(w) + b * K * kQCols, static_cast<const float*>(s) + b * kQCols,
+                    dst, ldo, bias, cols);
+}
+
+// The SIMD loops over blocks [b0, b1), rows in passes of up to kQMaxRows sharing each weight block; all
+// in one target-specific function so the row loops inline and results go out as vector stores.
+template <bool kInt4>
+EDGESLM_QL_SIMD void q_blocks_simd(const int8_t* q, const float* xs, const int32_t* gsum, int64_t rows, int64_t K,
+                                   const void* w, const void* s, int64_t b0, int64_t b1, int64_t N,
+                                   const float* bias, float* out, int64_t ldo) {
+  const int64_t G = K / kQGroup;
+  for (int64_t b = b0; b < b1; ++b) {
+    const int cols = static_cast<int>(std::min<int64_t>(kQCols, N - b * kQCols));
+    const float* bb = bias ? bias + b * kQCols : nullptr;
+    for (int64_t r0 = 0; r0 < rows; r0 += kQMaxRows) {
+      const int8_t* qr = q + r0 * K;
+      const float* xr = xs + r0 * G;
+      const int32_t* gr = kInt4 ? gsum + r0 * G : nullptr;
+      float* dst = out + r0 * ldo + b * kQCols;
+      switch (std::min<int64_t>(kQMaxRows, rows - r0)) {
+        case 4: block_rows<kInt4, 4>(qr, xr, gr, K, w, s, b, dst, ldo, bb, cols); break;
+        case 3: block_rows<kInt4, 3>(qr, xr, gr, K, w, s, b, dst, ldo, bb, cols); break;
+        case 2: block_rows<kInt4, 2>(qr, xr, gr, K, w, s, b, dst, ldo, bb, cols); break;
+        default: block_rows<kInt4, 1>(qr, xr, gr, K, w, s, b, dst, ldo, bb, cols); break;
+      }
+    }
   }
 }
+#endif
 
 // Writes out[r*ldo + n] (+ bias) for the rows and the blocks [b0, b1); columns >= N are not written.
 template <bool kInt4>
@@ -382,29 +435,7 @@ inline void q_blocks(const int8_t* q, const float* xs, const int32_t* gsum, int6
     return;
   }
 #if defined(EDGESLM_QL_X86) || defined(EDGESLM_QL_ARM)
-  const int64_t G = K / kQGroup;
-  float acc[kQMaxRows * kQCols];
-  for (int64_t b = b0; b < b1; ++b) {
-    for (int64_t r0 = 0; r0 < rows; r0 += kQMaxRows) {
-      const int64_t m = std::min<int64_t>(kQMaxRows, rows - r0);
-      const int8_t* qr = q + r0 * K;
-      if (kInt4) {
-        const uint8_t* wb = static_cast<const uint8_t*>(w) + b * G * 128;
-        const uint16_t* sb = static_cast<const uint16_t*>(s) + b * G * kQCols;
-        const int32_t* gr = gsum + r0 * G;
-        with_rows(m, [&](auto R) { q4_rows_simd<decltype(R)::value>(qr, xs + r0 * G, gr, K, wb, sb, acc); });
-      } else {
-        const int8_t* wb = static_cast<const int8_t*>(w) + b * K * kQCols;
-        const float* sb = static_cast<const float*>(s) + b * kQCols;
-        with_rows(m, [&](auto R) { q8_rows_simd<decltype(R)::value>(qr, xs + r0 * G, K, wb, sb, acc); });
-      }
-      for (int64_t i = 0; i < m; ++i)
-        for (int c = 0; c < kQCols && b * kQCols + c < N; ++c) {
-          const int64_t n = b * kQCols + c;
-          out[(r0 + i) * ldo + n] = acc[i * kQCols + c] + (bias ? bias[n] : 0.0f);
-        }
-    }
-  }
+  q_blocks_simd<kInt4>(q, xs, gsum, rows, K, w, s, b0, b1, N, bias, out, ldo);
 #endif
 }
 

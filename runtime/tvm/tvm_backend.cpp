@@ -92,7 +92,7 @@ class TVMBackend final : public Backend {
     return Status::Ok();
   }
 
-  Status forward(const int64_t* ids, size_t n, int64_t start_pos, float* logits_out) override {
+  Status forward(const int64_t* ids, size_t n, int64_t start_pos, const float** logits_out) override {
     try {
       ffi::Tensor tokens = empty({1, (int64_t)n}, kInt64);
       ffi::Tensor pos = empty({(int64_t)n}, kInt64);
@@ -115,7 +115,9 @@ class TVMBackend final : public Backend {
         return Status::Error(EDGESLM_ERR_RUNTIME, "main returned non-float32 logits");
       if (logits.size(logits.ndim() - 1) != info_.vocab_size)
         return Status::Error(EDGESLM_ERR_RUNTIME, "logits last dimension != vocab size");
-      std::memcpy(logits_out, logits.data_ptr(), (size_t)info_.vocab_size * sizeof(float));
+      logits_.resize((size_t)info_.vocab_size);   // a copy: the result tensor dies with `outputs`
+      std::memcpy(logits_.data(), logits.data_ptr(), logits_.size() * sizeof(float));
+      *logits_out = logits_.data();
     } catch (const std::exception& e) {
       return Status::Error(EDGESLM_ERR_RUNTIME, std::string("tvm forward: ") + first_line(e.what()));
     }
@@ -154,6 +156,7 @@ class TVMBackend final : public Backend {
   std::optional<ffi::Module> lib_, vm_;   // set by open(); the VM keeps the library alive
   std::optional<ffi::Function> prefill_, decode_;   // T symbolic / T = 1 (static shapes, GEMV schedules)
   std::vector<ffi::Tensor> caches_;
+  std::vector<float> logits_;             // [V] the last forward's logits (forward points the caller here)
   ModelInfo info_;
   int threads_ = 1;
 };
