@@ -110,7 +110,7 @@ def build(peer: str, bits: str, ckpt: Path, model: str, ctx: int, threads: int, 
         return {"kind": "etllama", "path": str(pte), "file_bytes": pte.stat().st_size, "export_s": secs,
                 "note": f"{ETLLAMA_QMODE[bits]} + int8 embedding, custom SDPA/KV ops, TextLLMRunner"}
     if peer.startswith("edgeslm-"):
-        from peers_edgeslm import bundle_dir, edgeslm_bundle, export_seconds
+        from peers_edgeslm import bundle_dir, edgeslm_bundle, export_seconds, pte_linear_bytes
         from edgeslm.bundle import load_bundle
         backend = peer.split("-", 1)[1]
         given = (bundles or {}).get(f"{backend}:{bits}")
@@ -121,13 +121,15 @@ def build(peer: str, bits: str, ckpt: Path, model: str, ctx: int, threads: int, 
                                           cached_only=cached_only)
         b = load_bundle(bundle)
         stale = bundle != bundle_dir(model, backend, bits, ctx)
+        read = pte_linear_bytes(b.artifact) if b.artifact.suffix == ".pte" else None
         if given:
             return {"kind": "runner", "path": str(bundle), "file_bytes": b.artifact.stat().st_size,
-                    "export_s": export_seconds(bundle), "max_seq_len": b.max_seq_len,
+                    "export_s": export_seconds(bundle), "max_seq_len": b.max_seq_len, "read_bytes": read,
                     "note": f"edgeslm-runner; bundle given with --bundle: {bundle} (made {b.manifest['created_utc']}, "
                             f"context {b.max_seq_len}; not rebuilt from the current sources)"}
         return {"kind": "runner", "path": str(bundle), "file_bytes": b.artifact.stat().st_size,
                 "export_s": secs if secs is not None else export_seconds(bundle), "max_seq_len": b.max_seq_len,
+                "read_bytes": read,
                 "note": f"edgeslm-runner; bundle {bundle.name}" + (" (STALE: built from older sources than the "
                                                                    "working tree, --allow-stale)" if stale else "")}
     raise ValueError(peer)

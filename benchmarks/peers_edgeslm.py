@@ -83,6 +83,40 @@ def export_seconds(bundle: Path) -> float | None:
     return load_bundle(bundle).manifest.get("export_seconds")
 
 
+# edgeslm's quantized-linear ops and their weight arguments (packed weights, scales), streamed once a token.
+_LINEAR_OPS = ("edgeslm::linear_q", "edgeslm::mlp_q", "edgeslm::qkv_rope_q")
+
+
+def pte_linear_bytes(pte: Path) -> int | None:
+    """Bytes of the constant tensors the .pte's edgeslm quantized-linear ops read (each tensor once, so a
+    tied lm_head counts once): what a decoded token streams besides one embedding row and the KV cache.
+    None when the program has none of those ops (XNNPACK-delegated bundles: estimate instead)."""
+    from executorch.exir._serialize._program import deserialize_pte_binary
+    from executorch.exir.scalar_type import ScalarType
+    from executorch.exir.schema import KernelCall, Tensor
+
+    size = {ScalarType.BYTE: 1, ScalarType.CHAR: 1, ScalarType.HALF: 2, ScalarType.FLOAT: 4}
+    plan = deserialize_pte_binary(pte.read_bytes()).program.execution_plan[0]
+    seen: set[int] = set()
+    total = 0
+    for ins in plan.chains[0].instructions:
+        call = ins.instr_args
+        if not isinstance(call, KernelCall):
+            continue
+        op = plan.operators[call.op_index].name
+        if not op.startswith(_LINEAR_OPS):
+            continue
+        for idx in call.args:
+            t = plan.values[idx].val
+            if isinstance(t, Tensor) and t.allocation_info is None and t.data_buffer_idx > 0 and idx not in seen:
+                seen.add(idx)
+                n = 1
+                for d in t.sizes:
+                    n *= d
+                total += n * size[t.scalar_type]
+    return total or None
+
+
 if __name__ == "__main__":   # pre-build bundles: python benchmarks/peers_edgeslm.py executorch:int4 tvm:int8 ...
     from edgeslm import api
     ckpt = api.quickstart(ROOT / ".cache" / "quickstart-smollm2", progress=False)

@@ -3,7 +3,9 @@
 Steps of finish(rows): 1. per (peer, bits, prompt length): mean/std of decode tok/s and TTFT over reps,
 leading greedy tokens equal to eager fp32 -> 2. ratios vs llama.cpp at matched bits (fp32 ~ F32, int8 ~ Q8_0,
 int4 ~ Q4_0, q4_1 ~ the original Q4_1 file) -> 3. bandwidth bound: weight bytes read per decoded token
-(every linear + the lm_head once; the embedding contributes one row) -> bound = best triad GB/s / bytes;
+(every linear + the lm_head once; the embedding contributes one row: GGUF tensor bytes for llama.cpp, the
+.pte's quantized-linear constants for edgeslm's ExecuTorch bundles, else weights x bytes per weight)
+-> bound = best triad GB/s / bytes;
 fraction = decode / bound; "fits L3" when those bytes fit the last-level cache -> 4. Markdown + JSON
 (atomic writes), printed.
 """
@@ -50,6 +52,8 @@ def l3_bytes() -> int:
 def bytes_per_token(row: dict, read: int, total: int) -> tuple[float, str]:
     if row.get("gguf_types"):
         return sum(row["gguf_types"].values()) * read / total, "GGUF tensor bytes"
+    if row.get("read_bytes"):
+        return row["read_bytes"], "the .pte's quantized-linear weights and scales"
     return read * BYTES_PER_WEIGHT[row["bits"]], f"estimate: {read / 1e6:.1f} M weights x {BYTES_PER_WEIGHT[row['bits']]} B"
 
 
