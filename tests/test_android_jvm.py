@@ -139,6 +139,8 @@ def test_kotlin_generates_the_tokens_of_edgeslm_run(host, bundles, capsys, chat)
     assert got["stats"]["generated_tokens"] == len(expected["tokens"])
     assert got["worker"] == "edgeslm-llama-fp32" and got["caller"] == "main"   # generate ran on the worker
     assert (got["vocab"], got["max_seq_len"]) == (384, 96) and got["stats"]["planned_arena_bytes"] > 0
+    huge = got["stats"]["weights_huge_page_bytes"]                      # edgeslm_stats' last field, through JNI
+    assert isinstance(huge, int) and 0 <= huge <= (Path(bundle) / "model.pte").stat().st_size
     assert host["text_api"], "libedgeslm does not export edgeslm_generate_text"
     # text in, text out: the runtime's C++ tokenizer (and chat prompt) through generate(prompt, ...)
     args = ["--text", PROMPT, *(["--chat"] if chat else [])]

@@ -230,15 +230,16 @@ jdoubleArray native_stats(JNIEnv* env, jclass, jlong handle) {
   std::memset(&st, 0, sizeof st);
   st.struct_size = sizeof st;
   if (!check(env, m, edgeslm_get_stats(m, &st))) return nullptr;
-  // Layout read by Stats.fromNative: 6 doubles, 6 int64s (exact in a double below 2^53), reason, threads.
-  jdouble v[14] = {st.model_load_ms, st.ttft_ms, st.prefill_ms, st.prefill_tokens_per_s, st.decode_ms,
+  // Layout read by Stats.fromNative: 6 doubles, 6 int64s (exact in a double below 2^53), reason, threads,
+  // weights_huge_page_bytes.
+  jdouble v[15] = {st.model_load_ms, st.ttft_ms, st.prefill_ms, st.prefill_tokens_per_s, st.decode_ms,
                    st.decode_tokens_per_s, static_cast<double>(st.prompt_tokens),
                    static_cast<double>(st.generated_tokens), static_cast<double>(st.position),
                    static_cast<double>(st.planned_arena_bytes), static_cast<double>(st.peak_rss_bytes),
                    static_cast<double>(st.peak_heap_bytes), static_cast<double>(st.stop_reason),
-                   static_cast<double>(st.threads)};
-  jdoubleArray out = env->NewDoubleArray(14);
-  if (out != nullptr) env->SetDoubleArrayRegion(out, 0, 14, v);
+                   static_cast<double>(st.threads), static_cast<double>(st.weights_huge_page_bytes)};
+  jdoubleArray out = env->NewDoubleArray(15);
+  if (out != nullptr) env->SetDoubleArrayRegion(out, 0, 15, v);
   return out;
 }
 

@@ -20,7 +20,9 @@ data class Stats(
     val peakHeapBytes: Long,
     /** max_tokens | eos | stopped | context | none ("stopped": stop() or a callback ended it). */
     val stopReason: String,
-    val threads: Int
+    val threads: Int,
+    /** Program bytes the kernel backs with huge pages (0: 4 KB pages, the usual case on Android). */
+    val weightsHugePageBytes: Long = 0
 ) {
     fun toJson(): String {
         val fields = listOf(
@@ -29,7 +31,8 @@ data class Stats(
             "decode_tokens_per_s" to decodeTokensPerS, "prompt_tokens" to promptTokens,
             "generated_tokens" to generatedTokens, "position" to position,
             "planned_arena_bytes" to plannedArenaBytes, "peak_rss_bytes" to peakRssBytes,
-            "peak_heap_bytes" to peakHeapBytes, "threads" to threads)
+            "peak_heap_bytes" to peakHeapBytes, "threads" to threads,
+            "weights_huge_page_bytes" to weightsHugePageBytes)
         val body = fields.joinToString(", ") { (k, v) -> "\"$k\": $v" }
         return "{$body, \"stop_reason\": \"$stopReason\"}"
     }
@@ -38,9 +41,11 @@ data class Stats(
         /** edgeslm_stop_reason values; 3 (the callback returned nonzero) is how stop() ends a generation. */
         private val STOP_REASONS = listOf("none", "max_tokens", "eos", "stopped", "context")
 
-        /** From the flat array of NativeBridge.stats: 6 doubles, 6 int64s, stop_reason, threads. */
+        /** From the flat array of NativeBridge.stats: 6 doubles, 6 int64s, stop_reason, threads,
+         *  weights_huge_page_bytes. */
         internal fun fromNative(a: DoubleArray): Stats = Stats(
             a[0], a[1], a[2], a[3], a[4], a[5], a[6].toLong(), a[7].toLong(), a[8].toLong(), a[9].toLong(),
-            a[10].toLong(), a[11].toLong(), STOP_REASONS.getOrElse(a[12].toInt()) { "unknown" }, a[13].toInt())
+            a[10].toLong(), a[11].toLong(), STOP_REASONS.getOrElse(a[12].toInt()) { "unknown" }, a[13].toInt(),
+            a[14].toLong())
     }
 }
