@@ -196,6 +196,20 @@ Tensor& mlp_q(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& w_gu, co
   return out;
 }
 
+// One head in place: v = v * cos + rotate_half(v) * sin over the first rot_dim components (rotate_half:
+// [-v[half:rot], v[:half]]; components past rot_dim keep v * cos), then times `scale` (1 for keys).
+// Branch-free loops over the three ranges so they vectorise (this runs between two pool passes).
+EDGESLM_VECTOR_CLONES
+void rope_head(float* v, const float* c, const float* sn, int64_t D, int64_t rot_dim, float scale, float* tmp) {
+  const int64_t half = rot_dim / 2;
+  std::memcpy(tmp, v, sizeof(float) * D);
+  for (int64_t d = 0; d < half; ++d) v[d] = tmp[d] * c[d] + (-tmp[d + half]) * sn[d];
+  for (int64_t d = half; d < rot_dim; ++d) v[d] = tmp[d] * c[d] + tmp[d - half] * sn[d];
+  for (int64_t d = rot_dim; d < D; ++d) v[d] = tmp[d] * c[d] + 0.0f * sn[d];
+  if (scale != 1.0f)
+    for (int64_t d = 0; d < D; ++d) v[d] *= scale;
+}
+
 // Fused attention inputs: out [T, H + 2 H_kv, D] = x W_qkv^T viewed per head, RoPE on the H query and
 // H_kv key heads (x * cos + rotate_half(x) * sin, rotate_half over the first rot_dim components as the
 // decoder's R matrix does), queries times `scale`.
@@ -224,23 +238,11 @@ Tensor& qkv_rope_q(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& w, 
                       "%s: parallel_for failed", name);
   const float* cp = cos.const_data_ptr<float>();
   const float* sp = sin.const_data_ptr<float>();
-  const int64_t half = rot_dim / 2;
   const float q_scale = static_cast<float>(scale);
   float tmp[1024];                                                 // one head (D <= 1024, checked above)
-  for (int64_t t = 0; t < rows; ++t) {
-    const float* c = cp + t * D;
-    const float* sn = sp + t * D;
-    for (int64_t h = 0; h < heads + kv_heads; ++h) {
-      float* v = op + (t * all_heads + h) * D;
-      std::memcpy(tmp, v, sizeof(float) * D);
-      for (int64_t d = 0; d < D; ++d) {
-        const float rotated = d < half ? -tmp[d + half] : (d < rot_dim ? tmp[d - half] : 0.0f);
-        v[d] = tmp[d] * c[d] + rotated * sn[d];
-      }
-      if (h < heads)
-        for (int64_t d = 0; d < D; ++d) v[d] *= q_scale;
-    }
-  }
+  for (int64_t t = 0; t < rows; ++t)
+    for (int64_t h = 0; h < heads + kv_heads; ++h)
+      rope_head(op + (t * all_heads + h) * D, cp + t * D, sp + t * D, D, rot_dim, h < heads ? q_scale : 1.0f, tmp);
   return out;
 }
 
