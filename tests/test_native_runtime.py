@@ -220,3 +220,18 @@ def test_decode_speed_native_vs_python(bundles, quant, record_property):
     record_property(f"decode_tok_s_{quant}", {"native": native, "python": python})
     print(f"{quant}: decode native {native:.0f} tok/s, python {python:.0f} tok/s ({native / python:.2f}x)")
     assert native > 0.8 * python
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_greedy_argmax_equals_the_plain_scan(device):
+    """runtime/tests/test_sampler.cpp: the sampler's blocked argmax (8 lanes over blocks of 64) against the
+    plain first-maximum scan: ties, NaNs (first, and in the lane of a larger value), infinities, block edges,
+    vocabularies 1 to 49152; built by the runner's CMake, run on the host and under qemu-aarch64."""
+    if device != "host":
+        require_qemu()
+    deploy = build_runner(DEVICES[device], progress=False)
+    exe = Path(json.loads((deploy / "build-info.json").read_text())["build_dir"]) / "test_sampler"
+    proc = (subprocess.run([str(exe)], capture_output=True, text=True, timeout=300) if device == "host"
+            else run_qemu([str(exe)], timeout_s=300))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "all checks passed" in proc.stdout, proc.stdout
