@@ -171,13 +171,14 @@ def test_tokens_kernel_long_context_split_and_float16(tmp_path, kv_dtype, layout
 
 
 class _CacheWrite(torch.nn.Module):
-    """edgeslm::cache_write into two buffer caches (S = 32); returns copies of both after the write."""
+    """edgeslm::cache_write into two buffer caches (S = 32, D = 12: the kernels' 8-wide conversions and their
+    tail); returns copies of both after the write."""
 
     def __init__(self, dtype, layout):
         super().__init__()
-        k_shape = (2, 2, 8, 16) if layout == "tiled" else (2, 8, 32)      # [H_kv, S/16, D, 16] or [H_kv, D, S]
+        k_shape = (2, 2, 12, 16) if layout == "tiled" else (2, 12, 32)    # [H_kv, S/16, D, 16] or [H_kv, D, S]
         self.register_buffer("k", torch.zeros(k_shape, dtype=dtype))
-        self.register_buffer("v", torch.zeros(2, 32, 8, dtype=dtype))   # [H_kv, S, D]
+        self.register_buffer("v", torch.zeros(2, 32, 12, dtype=dtype))  # [H_kv, S, D]
 
     def forward(self, k, v, input_pos):
         torch.ops.edgeslm.cache_write(k, v, self.k, self.v, input_pos)
@@ -200,9 +201,10 @@ def test_cache_write_kernel_equals_reference_bit_for_bit(tmp_path, kv_dtype, lay
                             1.0 + 2.0 ** -11, 1.0 + 3 * 2.0 ** -11, float("inf"), -float("inf"), 5e-5, -3e-7])
 
     def inputs(start, t):
-        k = torch.randn(t, 2, 8, generator=g) * 10
-        v = torch.randn(t, 2, 8, generator=g) * 10
+        k = torch.randn(t, 2, 12, generator=g) * 10
+        v = torch.randn(t, 2, 12, generator=g) * 10
         k.view(-1)[:16] = special
+        v.view(-1)[-16:] = special.flip(0)                  # V's conversions too, in the rows' tails
         return k, v, torch.arange(start, start + t)
 
     t_dim = torch.export.Dim("t", min=1, max=16)

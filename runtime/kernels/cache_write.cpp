@@ -58,56 +58,47 @@ inline float to_cache<float>(float x) { return x; }
 template <>
 inline uint16_t to_cache<uint16_t>(float x) { return float_to_half(x); }
 
+// One key and one value row: kr[0, D) -> kcol[d * kstride] (K's components are strided), vr -> vrow.
 template <typename KV>
-void write_rows(const float* k, const float* v, KV* kc, KV* vc, const int64_t* pos, int64_t T, int64_t Hkv,
-                int64_t D, int64_t S, bool tiled) {
-  for (int64_t t = 0; t < T; ++t) {
-    const int64_t p = pos[t];
-    for (int64_t g = 0; g < Hkv; ++g) {
-      const float* kr = k + (t * Hkv + g) * D;
-      const float* vr = v + (t * Hkv + g) * D;
-      // key p's components: k_cache[g, p/16, :, p%16] (stride 16) or k_cache[g, :, p] (stride S)
-      KV* kcol = kc + g * D * S + k_offset(0, p, D, S, tiled);
-      const int64_t kstride = tiled ? kKeyTile : S;
-      KV* vrow = vc + (g * S + p) * D;                     // v_cache[g, p, :]
-      for (int64_t d = 0; d < D; ++d) {
-        kcol[d * kstride] = to_cache<KV>(kr[d]);
-        vrow[d] = to_cache<KV>(vr[d]);
-      }
-    }
+void put_row(const float* kr, const float* vr, KV* kcol, int64_t kstride, KV* vrow, int64_t D) {
+  for (int64_t d = 0; d < D; ++d) {
+    kcol[d * kstride] = to_cache<KV>(kr[d]);
+    vrow[d] = to_cache<KV>(vr[d]);
   }
 }
 
 #if defined(EDGESLM_X86_AVX2)
-// write_rows<uint16_t> with F16C: 8 conversions per instruction, round to nearest even like float_to_half
-// (the same bits for every number; a NaN keeps its payload where float_to_half gives 0x7e00). The scalar
+// put_row<uint16_t> with F16C: 8 conversions per instruction, round to nearest even like float_to_half (the
+// same bits for every number; a NaN keeps its payload where float_to_half gives 0x7e00). The scalar
 // conversions cost ~2 us a layer on the decode's critical path.
-EDGESLM_X86_AVX2 void write_rows_f16c(const float* k, const float* v, uint16_t* kc, uint16_t* vc, const int64_t* pos,
-                                      int64_t T, int64_t Hkv, int64_t D, int64_t S, bool tiled) {
+EDGESLM_X86_AVX2 void put_row_f16c(const float* kr, const float* vr, uint16_t* kcol, int64_t kstride, uint16_t* vrow,
+                                   int64_t D) {
+  int64_t d = 0;
+  for (; d + 8 <= D; d += 8) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(vrow + d),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(vr + d), _MM_FROUND_TO_NEAREST_INT));
+    alignas(16) uint16_t kh[8];
+    _mm_store_si128(reinterpret_cast<__m128i*>(kh), _mm256_cvtps_ph(_mm256_loadu_ps(kr + d), _MM_FROUND_TO_NEAREST_INT));
+    for (int i = 0; i < 8; ++i) kcol[(d + i) * kstride] = kh[i];
+  }
+  put_row(kr + d, vr + d, kcol + d * kstride, kstride, vrow + d, D - d);
+}
+#endif
+
+// Token t's keys and values of every KV head into slot pos[t]; put(kr, vr, kcol, kstride, vrow, D) writes a row.
+template <typename KV, typename PutRow>
+void write_rows(const float* k, const float* v, KV* kc, KV* vc, const int64_t* pos, int64_t T, int64_t Hkv,
+                int64_t D, int64_t S, bool tiled, PutRow put) {
   for (int64_t t = 0; t < T; ++t) {
     const int64_t p = pos[t];
     for (int64_t g = 0; g < Hkv; ++g) {
-      const float* kr = k + (t * Hkv + g) * D;
-      const float* vr = v + (t * Hkv + g) * D;
-      uint16_t* kcol = kc + g * D * S + k_offset(0, p, D, S, tiled);
-      const int64_t kstride = tiled ? kKeyTile : S;
-      uint16_t* vrow = vc + (g * S + p) * D;
-      int64_t d = 0;
-      for (; d + 8 <= D; d += 8) {
-        const __m128i vh = _mm256_cvtps_ph(_mm256_loadu_ps(vr + d), _MM_FROUND_TO_NEAREST_INT);
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(vrow + d), vh);
-        alignas(16) uint16_t kh[8];
-        _mm_store_si128(reinterpret_cast<__m128i*>(kh), _mm256_cvtps_ph(_mm256_loadu_ps(kr + d), _MM_FROUND_TO_NEAREST_INT));
-        for (int i = 0; i < 8; ++i) kcol[(d + i) * kstride] = kh[i];
-      }
-      for (; d < D; ++d) {
-        kcol[d * kstride] = float_to_half(kr[d]);
-        vrow[d] = float_to_half(vr[d]);
-      }
+      // key p's components: k_cache[g, p/16, :, p%16] (stride 16) or k_cache[g, :, p] (stride S)
+      KV* kcol = kc + g * D * S + k_offset(0, p, D, S, tiled);
+      KV* vrow = vc + (g * S + p) * D;                     // v_cache[g, p, :]
+      put(k + (t * Hkv + g) * D, v + (t * Hkv + g) * D, kcol, tiled ? kKeyTile : S, vrow, D);
     }
   }
 }
-#endif
 
 Tensor& cache_write_out(KernelRuntimeContext& ctx, const Tensor& k, const Tensor& v, Tensor& k_cache,
                         Tensor& v_cache, const Tensor& input_pos, Tensor& out) {
@@ -136,20 +127,15 @@ Tensor& cache_write_out(KernelRuntimeContext& ctx, const Tensor& k, const Tensor
   const executorch::aten::SizesType one[1] = {1};
   ET_KERNEL_CHECK(ctx, executorch::runtime::resize_tensor(out, {one, 1}) == Error::Ok, InvalidArgument, out);
   if (kv == ScalarType::Half) {
+    auto put = put_row<uint16_t>;
 #if defined(EDGESLM_X86_AVX2)
-    if (cpu_has_avx2()) {
-      write_rows_f16c(k.const_data_ptr<float>(), v.const_data_ptr<float>(),
-                      static_cast<uint16_t*>(k_cache.mutable_data_ptr()), static_cast<uint16_t*>(v_cache.mutable_data_ptr()),
-                      pos, T, Hkv, D, S, tiled);
-      out.mutable_data_ptr<float>()[0] = 0.0f;
-      return out;
-    }
+    if (cpu_has_avx2()) put = put_row_f16c;
 #endif
     write_rows(k.const_data_ptr<float>(), v.const_data_ptr<float>(), static_cast<uint16_t*>(k_cache.mutable_data_ptr()),
-               static_cast<uint16_t*>(v_cache.mutable_data_ptr()), pos, T, Hkv, D, S, tiled);
+               static_cast<uint16_t*>(v_cache.mutable_data_ptr()), pos, T, Hkv, D, S, tiled, put);
   } else {
     write_rows(k.const_data_ptr<float>(), v.const_data_ptr<float>(), k_cache.mutable_data_ptr<float>(),
-               v_cache.mutable_data_ptr<float>(), pos, T, Hkv, D, S, tiled);
+               v_cache.mutable_data_ptr<float>(), pos, T, Hkv, D, S, tiled, put_row<float>);
   }
   out.mutable_data_ptr<float>()[0] = 0.0f;
   return out;
