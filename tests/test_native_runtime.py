@@ -158,7 +158,7 @@ def test_runner_error_exits(bundles, tmp_path):
 def test_weight_pages_modes_generate_the_same_tokens(bundles):
     """EDGESLM_WEIGHT_PAGES=huge (the .pte read into 2 MB-aligned anonymous memory, advised as huge pages)
     and =mmap (the file mapping) run the same program: same tokens; mmap reports no huge-page bytes (the
-    tiny bundle is under 2 MB, so huge cannot get any either: test_smollm2_slow checks a real one). A
+    tiny bundle is under 2 MB, so huge advises no page either: test_smollm2_slow checks a real one). A
     value that is not a mode is refused with the fix."""
     import os
 
@@ -175,6 +175,7 @@ def test_weight_pages_modes_generate_the_same_tokens(bundles):
     assert code_h == code_m == 0
     assert huge["generated"] == mapped["generated"] and len(huge["generated"]) == 8
     assert mapped["weights_huge_page_bytes"] == 0
+    assert huge["weights_huge_page_bytes"] == 0          # under 2 MB: no whole huge page to advise
     code, out, err = run("big")
     assert code == 1 and out["status"] == "EDGESLM_ERR_INVALID_ARGUMENT"
     assert "EDGESLM_WEIGHT_PAGES=big" in err and "huge, mmap or auto" in err and len(err.splitlines()) == 1

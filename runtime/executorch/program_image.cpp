@@ -58,8 +58,15 @@ Status read_program_image(const std::string& path, ProgramImage* img) {
   }
   uint8_t* start = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(img->map) + kHugePage - 1) &
                                               ~(kHugePage - 1));
+  // Huge pages for the whole 2 MB pages the file fills; the tail (and a program under 2 MB) stays on 4 KB
+  // pages, so no more than the file's bytes become resident (a huge tail page would add up to 2 MB).
+  const size_t whole = img->size & ~(kHugePage - 1);
 #if defined(MADV_HUGEPAGE)
-  madvise(start, (img->size + kHugePage - 1) & ~(kHugePage - 1), MADV_HUGEPAGE);
+  if (whole > 0) madvise(start, whole, MADV_HUGEPAGE);
+#endif
+#if defined(MADV_NOHUGEPAGE)
+  const size_t rest = img->map_bytes - (size_t)(start - static_cast<uint8_t*>(img->map)) - whole;
+  if (rest > 0) madvise(start + whole, rest, MADV_NOHUGEPAGE);   // THP "always" would back it anyway
 #endif
   size_t done = 0;
   while (done < img->size) {

@@ -27,8 +27,9 @@ enum class WeightPages { kMmap, kHuge };
 // an error naming the variable and the fix.
 Status weight_pages(WeightPages* out);
 
-// The .pte's bytes in anonymous memory, 2 MB-aligned, advised as huge pages (a hint: without THP they
-// are ordinary pages). ExecuTorch uses the program's constants in place (BufferDataLoader: no copies).
+// The .pte's bytes in anonymous memory, 2 MB-aligned; the whole 2 MB pages the file fills are advised as
+// huge pages (a hint: without THP they are ordinary pages), the tail under 2 MB is not. ExecuTorch uses the
+// program's constants in place (BufferDataLoader: no copies).
 struct ProgramImage {
   void* map = nullptr;             // the mapping (size + 2 MB, for the alignment)
   size_t map_bytes = 0;
