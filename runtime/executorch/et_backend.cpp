@@ -2,12 +2,11 @@
 //
 // Steps at open: register a log hook (ExecuTorch's error text goes into our error messages) ->
 // set the XNNPACK thread pool size -> Module over the .pte read into huge pages, or Module(path, Mmap)
-// (EDGESLM_WEIGHT_PAGES, below) -> load (flatbuffer verified, so a corrupt
+// (EDGESLM_WEIGHT_PAGES, program_image.h) -> load (flatbuffer verified, so a corrupt
 // file is an error, not a crash) -> load "forward" (missing kernels / delegates fail here) -> read
 // the constant metadata methods -> sum forward's memory-planned buffers from MethodMeta.
 // Per forward: prompts longer than get_max_seq_len run in chunks; tokens[1,T] and input_pos[T] int64 wrap
-// preallocated buffers; output logits [1,V]
-// (or [1,T,V]) float32, last row copied out.
+// preallocated buffers; output logits [1,V] (or [1,T,V]) float32: the caller reads the last row in place.
 #include <sys/mman.h>
 #include <sys/stat.h>
 
