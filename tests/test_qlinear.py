@@ -127,8 +127,9 @@ class _QKVOnly(nn.Module):
         self.qkv = qkv
 
     def forward(self, x, cos, sin):
-        q, k, v = self.qkv(x, (cos, sin, None))
-        return q, k, v
+        qkv = self.qkv(x, (cos, sin, None))                          # [T, H + 2*H_kv, D]
+        h, hkv = self.qkv.heads, self.qkv.kv_heads
+        return qkv[:, :h], qkv[:, h:h + hkv], qkv[:, h + hkv:]
 
 
 @pytest.mark.parametrize("bits,rot_dim", [(4, 16), (8, 12)])

@@ -62,8 +62,8 @@ def prepare(model, recipe, *, qlinear: bool = True, sdpa_op: bool = True, kv_cac
 
 def covered_by_own_ops(model) -> bool:
     """True when every linear, norm and attention of the decoder runs on edgeslm's own kernels (fused
-    q/k/v + RoPE, MLP, quantized linears, RMSNorm, attention over the cache): what is left (residual adds,
-    slices, cache writes) is cheap on ExecuTorch's CPU kernels, and XNNPACK would only add a delegate call
+    q/k/v + RoPE, MLP, quantized linears, RMSNorm, cache write + attention): what is left (residual adds, the
+    embedding, the mask) is cheap on ExecuTorch's CPU kernels, and XNNPACK would only add a delegate call
     per fragment and most of the lowering time."""
     from torch import nn
 

@@ -221,7 +221,8 @@ class QuantMLP(nn.Module):
 
 class QuantQKV(nn.Module):
     """An Attention's q/k/v projections + RoPE + query scale as one edgeslm::qkv_rope_q4/q8 op.
-    forward(x [1, T, hidden], rope (cos, sin [T, 1, D], R)) -> q [T, H, D] (scaled), k [T, H_kv, D], v."""
+    forward(x [1, T, hidden], rope (cos, sin [T, 1, D], R)) -> [T, H + 2*H_kv, D]: per token the H query
+    heads (roped, scaled), the H_kv keys (roped), the H_kv values (KVCache.attend_packed takes them so)."""
 
     def __init__(self, attn: nn.Module, rot_dim: int, bits: int):
         super().__init__()
@@ -232,12 +233,10 @@ class QuantQKV(nn.Module):
         self.register_buffer("w", w)
         self.register_buffer("s", s)
 
-    def forward(self, x: torch.Tensor, rope) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, rope) -> torch.Tensor:
         cos, sin, _rot = rope
         op = torch.ops.edgeslm.qkv_rope_q4 if self.bits == 4 else torch.ops.edgeslm.qkv_rope_q8
-        out = op(x, self.w, self.s, cos, sin, self.heads, self.kv_heads, self.rot_dim, self.scale)
-        h, hkv = self.heads, self.kv_heads
-        return out[:, :h], out[:, h:h + hkv], out[:, h + hkv:]
+        return op(x, self.w, self.s, cos, sin, self.heads, self.kv_heads, self.rot_dim, self.scale)
 
 
 def _rot_dim(model: nn.Module, head_dim: int) -> int | None:

@@ -12,7 +12,9 @@ Pieces:
      slots past L contribute exactly 0).
   2. SdpaKVCache: the KVCache whose `attend` calls the op and whose update is `edgeslm::cache_write`
      (k/v [T, H_kv, D] written into the caches at input_pos in one op, cast to the cache's dtype; it
-     mutates the cache buffers, ExecuTorch re-inplaces it as it does llama::update_cache).
+     mutates the cache buffers, ExecuTorch re-inplaces it as it does llama::update_cache). Behind the
+     fused q/k/v projection (qlinear_op.QuantQKV) both are one `edgeslm::attend_qkv` op on its rows
+     [T, H + 2*H_kv, D] (attend_packed): no slices or copies between the projection and the attention.
   3. use_sdpa_op(model, kv_dtype): swaps every layer's cache for an SdpaKVCache before export; with
      kv_dtype=torch.float16 the caches store float16 (half the bytes a decode step reads, as llama.cpp's
      default f16 cache; the op computes in float32 either way).
@@ -40,6 +42,10 @@ _lib.define("sdpa_cached_tokens(Tensor q, Tensor k_cache, Tensor v_cache, Tensor
             "float softcap) -> Tensor")
 _lib.define("sdpa_cached_tokens.out(Tensor q, Tensor k_cache, Tensor v_cache, Tensor mask, Tensor input_pos, "
             "float softcap, *, Tensor(a!) out) -> Tensor(a!)")
+_lib.define("attend_qkv(Tensor qkv, Tensor(a!) k_cache, Tensor(b!) v_cache, Tensor mask, Tensor input_pos, "
+            "float softcap, int heads) -> Tensor")
+_lib.define("attend_qkv.out(Tensor qkv, Tensor(a!) k_cache, Tensor(b!) v_cache, Tensor mask, Tensor input_pos, "
+            "float softcap, int heads, *, Tensor(c!) out) -> Tensor(c!)")
 
 
 KEY_TILE = 16   # keys per tile of the tiled K cache (runtime/kernels/attend_row.h kKeyTile)
@@ -102,6 +108,21 @@ def _cache_write_out(k, v, k_cache, v_cache, input_pos, *, out):
     return out
 
 
+def attend_qkv_reference(qkv, k_cache, v_cache, mask, input_pos, softcap, heads: int) -> torch.Tensor:
+    """qkv [T, H + 2*H_kv, D] (H query heads, roped and scaled, then keys, then values: QuantQKV's rows) ->
+    keys/values written as cache_write, then attention as sdpa_cached_tokens -> [1, T, H*D]."""
+    hkv = k_cache.shape[0]
+    q, k, v = qkv[:, :heads], qkv[:, heads:heads + hkv], qkv[:, heads + hkv:]
+    cache_write_reference(k, v, k_cache, v_cache, input_pos)
+    return sdpa_tokens_reference(q.contiguous(), k_cache, v_cache, mask, input_pos, softcap)
+
+
+def _attend_qkv_out(qkv, k_cache, v_cache, mask, input_pos, softcap, heads, *, out):
+    result = attend_qkv_reference(qkv, k_cache, v_cache, mask, input_pos, softcap, heads)
+    out.resize_(result.shape).copy_(result)
+    return out
+
+
 def _functional(q, k_cache, v_cache, mask, input_pos, softcap):
     return sdpa_reference(q, k_cache, v_cache, mask, input_pos, softcap)
 
@@ -124,6 +145,8 @@ _lib.impl("sdpa_cached_tokens", sdpa_tokens_reference, "CompositeExplicitAutogra
 _lib.impl("cache_write", cache_write_reference, "CompositeExplicitAutograd")
 _lib.impl("cache_write.out", _cache_write_out, "CompositeExplicitAutograd")
 _lib.impl("sdpa_cached_tokens.out", _tokens_out, "CompositeExplicitAutograd")
+_lib.impl("attend_qkv", attend_qkv_reference, "CompositeExplicitAutograd")
+_lib.impl("attend_qkv.out", _attend_qkv_out, "CompositeExplicitAutograd")
 
 
 @torch.library.register_fake(OP_NAME)
@@ -139,6 +162,11 @@ def _cache_write_fake(k, v, k_cache, v_cache, input_pos):
 @torch.library.register_fake(TOKENS_OP_NAME)
 def _tokens_fake(q, k_cache, v_cache, mask, input_pos, softcap):
     return q.new_empty((1, q.shape[0], q.shape[1] * q.shape[2]))
+
+
+@torch.library.register_fake("edgeslm::attend_qkv")
+def _attend_qkv_fake(qkv, k_cache, v_cache, mask, input_pos, softcap, heads):
+    return qkv.new_empty((1, qkv.shape[0], heads * qkv.shape[2]))
 
 
 class SdpaKVCache(KVCache):
@@ -157,6 +185,10 @@ class SdpaKVCache(KVCache):
         # q [T, H, D] -> [1, T, H*D] in one op: no regrouping around it to split XNNPACK's partitions
         return torch.ops.edgeslm.sdpa_cached_tokens(q.contiguous(), k_all, v_all, mask, input_pos,
                                                     float(softcap or 0.0))
+
+    def attend_packed(self, qkv, heads, mask, input_pos, softcap):
+        # qkv [T, H + 2*H_kv, D] -> cache write + attention in one op (no slices, no copy of q)
+        return torch.ops.edgeslm.attend_qkv(qkv, self.k, self.v, mask, input_pos, float(softcap or 0.0), heads)
 
 
 def use_sdpa_op(model, kv_dtype: torch.dtype = torch.float32) -> int:

@@ -20,6 +20,7 @@
 #include <cstring>
 
 #include "attend_row.h"   // k_offset, kKeyTile
+#include "cache_rows.h"
 #include "k_layout.h"
 #include "register_once.h"
 
@@ -86,16 +87,18 @@ EDGESLM_X86_AVX2 void put_row_f16c(const float* kr, const float* vr, uint16_t* k
 #endif
 
 // Token t's keys and values of every KV head into slot pos[t]; put(kr, vr, kcol, kstride, vrow, D) writes a row.
+// Token t's rows start at k + t * ld and v + t * ld (ld = H_kv * D for k/v tensors of their own; wider when
+// they are head ranges of the fused q/k/v rows).
 template <typename KV, typename PutRow>
-void write_rows(const float* k, const float* v, KV* kc, KV* vc, const int64_t* pos, int64_t T, int64_t Hkv,
-                int64_t D, int64_t S, bool tiled, PutRow put) {
+void write_rows(const float* k, const float* v, int64_t ld, KV* kc, KV* vc, const int64_t* pos, int64_t T,
+                int64_t Hkv, int64_t D, int64_t S, bool tiled, PutRow put) {
   for (int64_t t = 0; t < T; ++t) {
     const int64_t p = pos[t];
     for (int64_t g = 0; g < Hkv; ++g) {
       // key p's components: k_cache[g, p/16, :, p%16] (stride 16) or k_cache[g, :, p] (stride S)
       KV* kcol = kc + g * D * S + k_offset(0, p, D, S, tiled);
       KV* vrow = vc + (g * S + p) * D;                     // v_cache[g, p, :]
-      put(k + (t * Hkv + g) * D, v + (t * Hkv + g) * D, kcol, tiled ? kKeyTile : S, vrow, D);
+      put(k + t * ld + g * D, v + t * ld + g * D, kcol, tiled ? kKeyTile : S, vrow, D);
     }
   }
 }
@@ -114,7 +117,6 @@ Tensor& cache_write_out(KernelRuntimeContext& ctx, const Tensor& k, const Tensor
                       "cache_write: float32 k/v/out, float32 or float16 caches (alike), int64 input_pos");
   const int64_t T = k.size(0), Hkv = k.size(1), D = k.size(2);
   const KGeometry kgeo = k_geometry(k_cache);
-  const bool tiled = kgeo.tiled;
   const int64_t S = kgeo.S;
   ET_KERNEL_CHECK_MSG(ctx, v.size(0) == T && v.size(1) == Hkv && v.size(2) == D && k_cache.size(0) == Hkv &&
                                kgeo.D == D && v_cache.size(0) == Hkv && v_cache.size(1) == S &&
@@ -126,19 +128,26 @@ Tensor& cache_write_out(KernelRuntimeContext& ctx, const Tensor& k, const Tensor
     ET_KERNEL_CHECK_MSG(ctx, pos[t] >= 0 && pos[t] < S, InvalidArgument, out, "cache_write: input_pos outside the cache");
   const executorch::aten::SizesType one[1] = {1};
   ET_KERNEL_CHECK(ctx, executorch::runtime::resize_tensor(out, {one, 1}) == Error::Ok, InvalidArgument, out);
-  if (kv == ScalarType::Half) {
+  write_cache_rows(k.const_data_ptr<float>(), v.const_data_ptr<float>(), Hkv * D, k_cache, v_cache, pos, T);
+  out.mutable_data_ptr<float>()[0] = 0.0f;
+  return out;
+}
+
+void write_cache_rows(const float* k, const float* v, int64_t ld, Tensor& k_cache, Tensor& v_cache,
+                      const int64_t* pos, int64_t T) {
+  const KGeometry kgeo = k_geometry(k_cache);
+  const int64_t Hkv = k_cache.size(0), D = kgeo.D, S = kgeo.S;
+  if (k_cache.scalar_type() == ScalarType::Half) {
     auto put = put_row<uint16_t>;
 #if defined(EDGESLM_X86_AVX2)
     if (cpu_has_avx2()) put = put_row_f16c;
 #endif
-    write_rows(k.const_data_ptr<float>(), v.const_data_ptr<float>(), static_cast<uint16_t*>(k_cache.mutable_data_ptr()),
-               static_cast<uint16_t*>(v_cache.mutable_data_ptr()), pos, T, Hkv, D, S, tiled, put);
+    write_rows(k, v, ld, static_cast<uint16_t*>(k_cache.mutable_data_ptr()),
+               static_cast<uint16_t*>(v_cache.mutable_data_ptr()), pos, T, Hkv, D, S, kgeo.tiled, put);
   } else {
-    write_rows(k.const_data_ptr<float>(), v.const_data_ptr<float>(), k_cache.mutable_data_ptr<float>(),
-               v_cache.mutable_data_ptr<float>(), pos, T, Hkv, D, S, tiled, put_row<float>);
+    write_rows(k, v, ld, k_cache.mutable_data_ptr<float>(), v_cache.mutable_data_ptr<float>(), pos, T, Hkv, D, S,
+               kgeo.tiled, put_row<float>);
   }
-  out.mutable_data_ptr<float>()[0] = 0.0f;
-  return out;
 }
 
 namespace {

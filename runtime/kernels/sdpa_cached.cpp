@@ -23,6 +23,9 @@
 //   mask [>= T, S]  row t = additive mask of token t (the tiled [rep*T, S] mask's first T rows)
 //   out [1, T, H*D]
 //
+// edgeslm::attend_qkv.out — cache write + sdpa_cached_tokens straight from the fused q/k/v projection's rows
+// (see attend_qkv_out below).
+//
 // Registered once per process (register_once.h).
 #include <executorch/extension/kernel_util/make_boxed_from_unboxed_functor.h>
 #include <executorch/runtime/kernel/kernel_includes.h>
@@ -36,6 +39,7 @@
 #include <vector>
 
 #include "attend_row.h"
+#include "cache_rows.h"
 #include "k_layout.h"
 #include "register_once.h"
 
@@ -75,9 +79,10 @@ int64_t checked_length(KernelRuntimeContext& ctx, const Tensor& q, const Tensor&
   return last + 1;                            // slots that hold tokens; the mask hides the rest anyway
 }
 
-// A unit of work: `m` query rows (q/out rows qrow0 + i*qstride) of KV head g sharing mask row mrow.
+// A unit of work: `m` query rows (q rows qrow0 + i*stride, out rows orow0 + i*stride) of KV head g sharing
+// mask row mrow.
 struct Unit {
-  int64_t g, mrow, qrow0, qstride, m;
+  int64_t g, mrow, qrow0, orow0, stride, m;
 };
 
 // Key spans per unit: a decode step has few units (T * H_kv, e.g. 3 for SmolLM2), fewer than a pool can
@@ -120,9 +125,9 @@ bool run_units(int64_t units, int64_t rows_per_unit, int64_t L, KGeometry kgeo, 
         const float* qs[kMaxRows];
         float* os[kMaxRows];
         for (int i = 0; i < mm; ++i) {
-          const int64_t row = x.qrow0 + (r0 + i) * x.qstride;
-          qs[i] = qp + row * D;
-          os[i] = spans > 1 ? partial.data() + ((u * spans + c) * rows_per_unit + r0 + i) * D : op + row * D;
+          qs[i] = qp + (x.qrow0 + (r0 + i) * x.stride) * D;
+          os[i] = spans > 1 ? partial.data() + ((u * spans + c) * rows_per_unit + r0 + i) * D
+                            : op + (x.orow0 + (r0 + i) * x.stride) * D;
         }
         const KV* kg = kp + x.g * D * S;
         const KV* vg = vp + x.g * S * D;
@@ -152,7 +157,7 @@ bool run_units(int64_t units, int64_t rows_per_unit, int64_t L, KGeometry kgeo, 
           accs[c] = partial.data() + ((u * spans + c) * rows_per_unit + i) * D;
           st[c] = stats[(u * spans + c) * rows_per_unit + i];
         }
-        merge_spans(accs, st, spans, D, op + (x.qrow0 + i * x.qstride) * D);
+        merge_spans(accs, st, spans, D, op + (x.orow0 + i * x.stride) * D);
       }
     }
   }
@@ -188,7 +193,7 @@ Tensor& sdpa_cached_out(KernelRuntimeContext& ctx, const Tensor& q, const Tensor
                       "sdpa_cached: shapes disagree (q [H_kv,R,D], mask [R,S])");
   ET_KERNEL_CHECK(ctx, executorch::runtime::resize_tensor(out, q.sizes()) == Error::Ok, InvalidArgument, out);
   const bool ok = run_units_any(k_cache, v_cache, H * R, 1, L, q, mask, softcap, out,
-                                [R](int64_t row) { return Unit{row / R, row % R, row, 0, 1}; });
+                                [R](int64_t row) { return Unit{row / R, row % R, row, row, 0, 1}; });
   ET_KERNEL_CHECK_MSG(ctx, ok, Internal, out, "sdpa_cached: parallel_for failed");
   return out;
 }
@@ -211,18 +216,49 @@ Tensor& sdpa_cached_tokens_out(KernelRuntimeContext& ctx, const Tensor& q, const
   const bool ok = run_units_any(k_cache, v_cache, T * Hkv, rep, L, q, mask, softcap, out,
                                 [H, Hkv, rep](int64_t u) {
                                   const int64_t t = u / Hkv, g = u % Hkv;
-                                  return Unit{g, t, t * H + g * rep, 1, rep};
+                                  return Unit{g, t, t * H + g * rep, t * H + g * rep, 1, rep};
                                 });
   ET_KERNEL_CHECK_MSG(ctx, ok, Internal, out, "sdpa_cached_tokens: parallel_for failed");
+  return out;
+}
+
+// Fused q/k/v rows in, attention out: qkv [T, H + 2*H_kv, D] (per token H query heads, already roped and
+// scaled, then H_kv keys and H_kv values: edgeslm::qkv_rope_q4/q8's output as it is) -> the keys and values
+// written into the caches at input_pos (as cache_write) -> out [1, T, H*D] as sdpa_cached_tokens. One op
+// where the decoder had three slices, a copy, cache_write and sdpa_cached_tokens (6 dispatches a layer).
+Tensor& attend_qkv_out(KernelRuntimeContext& ctx, const Tensor& qkv, Tensor& k_cache, Tensor& v_cache,
+                       const Tensor& mask, const Tensor& input_pos, double softcap, int64_t heads, Tensor& out) {
+  const int64_t L = checked_length(ctx, qkv, k_cache, v_cache, mask, input_pos);
+  if (L == 0) return out;
+  const int64_t T = qkv.size(0), W = qkv.size(1), D = qkv.size(2), Hkv = k_cache.size(0), H = heads;
+  ET_KERNEL_CHECK_MSG(ctx, Hkv > 0 && H > 0 && H % Hkv == 0 && W == H + 2 * Hkv && input_pos.numel() == T &&
+                               mask.size(0) >= T,
+                      InvalidArgument, out,
+                      "attend_qkv: shapes disagree (qkv [T,H+2*H_kv,D] with H a multiple of H_kv, mask [>=T,S])");
+  const executorch::aten::SizesType sizes[3] = {1, static_cast<executorch::aten::SizesType>(T),
+                                                static_cast<executorch::aten::SizesType>(H * D)};
+  ET_KERNEL_CHECK(ctx, executorch::runtime::resize_tensor(out, {sizes, 3}) == Error::Ok, InvalidArgument, out);
+  const float* rows = qkv.const_data_ptr<float>();
+  write_cache_rows(rows + H * D, rows + (H + Hkv) * D, W * D, k_cache, v_cache, input_pos.const_data_ptr<int64_t>(), T);
+  const int64_t rep = H / Hkv;
+  // unit (t, g): query heads g*rep .. g*rep + rep-1 of token t (qkv row t*W + h) -> out row t*H + h
+  const bool ok = run_units_any(k_cache, v_cache, T * Hkv, rep, L, qkv, mask, softcap, out,
+                                [H, Hkv, W, rep](int64_t u) {
+                                  const int64_t t = u / Hkv, g = u % Hkv;
+                                  return Unit{g, t, t * W + g * rep, t * H + g * rep, 1, rep};
+                                });
+  ET_KERNEL_CHECK_MSG(ctx, ok, Internal, out, "attend_qkv: parallel_for failed");
   return out;
 }
 
 namespace {
 constexpr char kGrouped[] = "edgeslm::sdpa_cached.out";
 constexpr char kTokens[] = "edgeslm::sdpa_cached_tokens.out";
+constexpr char kQkv[] = "edgeslm::attend_qkv.out";
 const executorch::runtime::Kernel kSdpaKernels[] = {
     executorch::extension::make_boxed_kernel(kGrouped, EXECUTORCH_FN(sdpa_cached_out, kGrouped)),
     executorch::extension::make_boxed_kernel(kTokens, EXECUTORCH_FN(sdpa_cached_tokens_out, kTokens)),
+    executorch::extension::make_boxed_kernel(kQkv, EXECUTORCH_FN(attend_qkv_out, kQkv)),
 };
 const bool kRegistered = register_once(kSdpaKernels);
 }  // namespace

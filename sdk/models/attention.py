@@ -69,6 +69,16 @@ class KVCache(nn.Module):
         out = self.attend(qg, k_all, v_all, mask, input_pos, softcap)            # [H_kv, rep*T, D]
         return out.view(hkv, rep, -1, d).permute(2, 0, 1, 3).reshape(1, -1, h * d)  # [1, T, H*D]
 
+    def attend_packed(self, qkv: torch.Tensor, heads: int, mask: torch.Tensor, input_pos: torch.Tensor,
+                      softcap: float | None) -> torch.Tensor:
+        """Fused-projection entry: qkv [T, H + 2*H_kv, D] (H query heads, roped and scaled, then the keys,
+        then the values of each token) -> update_tokens + attend_tokens -> [1, T, H*D]. (A backend can take
+        the rows as they are: ExecuTorch's edgeslm::attend_qkv.)"""
+        hkv = self.v.shape[0]
+        q, k, v = qkv[:, :heads], qkv[:, heads:heads + hkv], qkv[:, heads + hkv:]
+        k_all, v_all = self.update_tokens(input_pos, k, v)
+        return self.attend_tokens(q, k_all, v_all, mask, input_pos, softcap)
+
     def reset(self) -> None:
         self.k.zero_()
         self.v.zero_()
@@ -107,7 +117,8 @@ class Attention(nn.Module):
         else:
             self.q_norm = self.k_norm = None
         self.cache = kv_cache(hkv, d, max_seq_len, dtype)
-        # Set by compilers/executorch/qlinear_op.use_qlinear: q/k/v projections + RoPE + scale in one op.
+        # Set by compilers/executorch/qlinear_op.use_qlinear: q/k/v projections + RoPE + scale in one op,
+        # whose rows [T, H + 2*H_kv, D] go to the cache's attend_packed as they are.
         self.qkv: nn.Module | None = None
 
     def forward(self, x: torch.Tensor, input_pos: torch.Tensor, rope: tuple[torch.Tensor, ...],
@@ -116,14 +127,14 @@ class Attention(nn.Module):
         -> [1, T, hidden]. Views name the dynamic T as -1 (XNNPACK delegates those, not symbolic ones)."""
         hkv, d = self.num_kv_heads, self.head_dim
         if self.qkv is not None:
-            q, k, v = self.qkv(x, rope)                     # q [T, H, D] (roped, scaled), k, v [T, H_kv, D]
-        else:
-            q = self.q_proj(x).view(-1, self.num_heads, d)  # [T, H, D]
-            k = self.k_proj(x).view(-1, hkv, d)             # [T, H_kv, D]
-            v = self.v_proj(x).view(-1, hkv, d)             # [T, H_kv, D]
-            if self.q_norm is not None:
-                q, k = self.q_norm(q), self.k_norm(k)
-            q, k = apply_rotary(q, rope) * self.scale, apply_rotary(k, rope)
+            qkv = self.qkv(x, rope)                         # [T, H + 2*H_kv, D]: q (roped, scaled), k, v
+            return self.o_proj(self.cache.attend_packed(qkv, self.num_heads, mask, input_pos, self.softcap))
+        q = self.q_proj(x).view(-1, self.num_heads, d)      # [T, H, D]
+        k = self.k_proj(x).view(-1, hkv, d)                 # [T, H_kv, D]
+        v = self.v_proj(x).view(-1, hkv, d)                 # [T, H_kv, D]
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        q, k = apply_rotary(q, rope) * self.scale, apply_rotary(k, rope)
         k_all, v_all = self.cache.update_tokens(input_pos, k, v)
         out = self.cache.attend_tokens(q, k_all, v_all, mask, input_pos, self.softcap)  # [1, T, H*D]
         return self.o_proj(out)
