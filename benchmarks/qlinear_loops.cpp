@@ -4,6 +4,8 @@
 //
 //   g++ -O3 -std=c++17 -Wno-psabi benchmarks/qlinear_loops.cpp -o /tmp/qlinear_loops
 //   /tmp/qlinear_loops 4 1            # bits (4 | 8), rows per call (1 = decode, 4 = a prefill pass)
+//   /tmp/qlinear_loops 4 1 1          # + transformer layers (default 30 + the lm_head; fewer: no lm_head, and
+//                                     #   1 layer's weights, ~1.8 MB at int4, stay in L2/L3: the loops' compute rate)
 //   EDGESLM_QLINEAR_SCALAR=1 /tmp/qlinear_loops 4 1
 #include <chrono>
 #include <cstdio>
@@ -24,13 +26,14 @@ struct Linear {
 int main(int argc, char** argv) {
   const int bits = argc > 1 ? std::atoi(argv[1]) : 4;
   const int64_t rows = argc > 2 ? std::atoi(argv[2]) : 1;
+  const int n_layers = argc > 3 ? std::atoi(argv[3]) : 30;
   std::mt19937 gen(1);
   std::vector<Linear> layers;
-  for (int l = 0; l < 30; ++l)
+  for (int l = 0; l < n_layers; ++l)
     for (auto nk : {std::pair<int, int>{576, 576}, {192, 576}, {192, 576}, {576, 576}, {1536, 576}, {1536, 576},
                     {576, 1536}})
       layers.push_back({nk.first, nk.second, {}, {}, {}});
-  layers.push_back({49152, 576, {}, {}, {}});
+  if (n_layers == 30) layers.push_back({49152, 576, {}, {}, {}});
   double bytes = 0;
   for (auto& x : layers) {
     x.w.resize(bits == 4 ? x.N * x.K / 2 : x.N * x.K);
@@ -50,7 +53,7 @@ int main(int argc, char** argv) {
   std::vector<float> xs(rows * 48);
   std::vector<int32_t> gsum(rows * 48);
   double best = 1e30;
-  for (int it = 0; it < 7; ++it) {
+  for (int it = 0; it < (n_layers == 30 ? 7 : 7 * 30 / n_layers); ++it) {
     const auto t0 = std::chrono::steady_clock::now();
     for (const auto& l : layers) {
       const int64_t G = l.K / kQGroup;
