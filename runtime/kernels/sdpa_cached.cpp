@@ -87,12 +87,17 @@ struct Unit {
 
 // Key spans per unit: a decode step has few units (T * H_kv, e.g. 3 for SmolLM2), fewer than a pool can
 // share evenly, so long contexts are split over keys (at least 64 keys a span) into >= 4 items per
-// thread and the spans merged; prefill has units enough (1 span each).
+// thread and the spans merged; prefill has units enough (1 span each). parallel_for gives each thread
+// one run of ceil(items / threads) items, so the span count is then raised (spans of >= 32 keys) until
+// the items divide evenly: SmolLM2 on 2 threads had 3 x 3 = 9 items, 5 on one thread and 4 on the other.
 constexpr int64_t kMaxSpans = 64;
 int64_t spans_per_unit(int64_t units, int64_t L) {
   const int64_t threads = std::max<int64_t>(1, executorch::extension::get_thread_count());
   if (threads == 1 || units >= 4 * threads) return 1;
-  return std::clamp<int64_t>(std::min((4 * threads + units - 1) / units, L / 64), 1, kMaxSpans);
+  int64_t spans = std::clamp<int64_t>(std::min((4 * threads + units - 1) / units, L / 64), 1, kMaxSpans);
+  int64_t even = spans;
+  while (even < kMaxSpans && even < L / 32 && (units * even) % threads != 0) ++even;
+  return (units * even) % threads == 0 ? even : spans;
 }
 
 // Span c of `spans` over keys [0, L): boundaries on whole key tiles (the tiled K's 16-key blocks).
