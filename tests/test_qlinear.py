@@ -127,9 +127,8 @@ class _QKVOnly(nn.Module):
         self.qkv = qkv
 
     def forward(self, x, cos, sin):
-        qkv = self.qkv(x, (cos, sin, None))                          # [T, H + 2*H_kv, D]
-        h, hkv = self.qkv.heads, self.qkv.kv_heads
-        return qkv[:, :h], qkv[:, h:h + hkv], qkv[:, h + hkv:]
+        from edgeslm.models.attention import split_qkv
+        return split_qkv(self.qkv(x, (cos, sin, None)), self.qkv.heads, self.qkv.kv_heads)   # [T, H + 2*H_kv, D]
 
 
 @pytest.mark.parametrize("bits,rot_dim", [(4, 16), (8, 12)])

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from edgeslm.models.attention import KVCache
+from edgeslm.models.attention import KVCache, split_qkv
 
 OP_NAME = "edgeslm::sdpa_cached"                  # head-grouped layout (what earlier bundles use)
 TOKENS_OP_NAME = "edgeslm::sdpa_cached_tokens"    # token-major layout: what exports use now
@@ -111,8 +111,7 @@ def _cache_write_out(k, v, k_cache, v_cache, input_pos, *, out):
 def attend_qkv_reference(qkv, k_cache, v_cache, mask, input_pos, softcap, heads: int) -> torch.Tensor:
     """qkv [T, H + 2*H_kv, D] (H query heads, roped and scaled, then keys, then values: QuantQKV's rows) ->
     keys/values written as cache_write, then attention as sdpa_cached_tokens -> [1, T, H*D]."""
-    hkv = k_cache.shape[0]
-    q, k, v = qkv[:, :heads], qkv[:, heads:heads + hkv], qkv[:, heads + hkv:]
+    q, k, v = split_qkv(qkv, heads, k_cache.shape[0])
     cache_write_reference(k, v, k_cache, v_cache, input_pos)
     return sdpa_tokens_reference(q.contiguous(), k_cache, v_cache, mask, input_pos, softcap)
 

@@ -1,7 +1,8 @@
 // runtime/kernels/qlinear.h against a double-precision reference: int4 (group 32) and int8 packed
 // weights, K of 32..1536, N not a multiple of 8, 1..9 rows (the 4-row passes and their tails), zero rows,
 // the extreme integers (u = 0 / 15, w = +-127, q = +-127). The SIMD loops (AVX2 on x86-64, SDOT on arm64
-// under qemu) and the portable loops are both checked. Prints "all checks passed" and the path taken
+// under qemu) and the portable loops are both checked; on x86-64 CPUs with AVX-512 VNNI its loops (the ones
+// q_blocks picks there) must equal the AVX2 loops bit for bit. Prints "all checks passed" and the path taken
 // (run by tests/test_qlinear.py).
 #include <cmath>
 #include <cstdio>
@@ -49,6 +50,26 @@ uint16_t float_to_half(float f) {  // round to nearest for normal values (the te
 
 int failures = 0;
 double worst = 0.0;
+int vnni_cases = 0;
+
+// x86-64 with AVX-512 VNNI: its loops give the AVX2 loops' floats bit for bit (the same integer sums).
+template <bool kInt4>
+void check_vnni_equals_avx2(const char* what, const int8_t* q, const float* xs, const int32_t* gsum, int64_t rows,
+                            int64_t K, const void* w, const void* s, int64_t N, const float* bias) {
+#if defined(EDGESLM_QL_X86)
+  if (!cpu_has_avx512vnni()) return;
+  const int64_t blocks = (N + kQCols - 1) / kQCols;
+  std::vector<float> a(rows * N, NAN), b(rows * N, NAN);
+  q_blocks_vnni<kInt4>(q, xs, gsum, rows, K, w, s, 0, blocks, N, bias, a.data(), N);
+  q_blocks_simd<kInt4>(q, xs, gsum, rows, K, w, s, 0, blocks, N, bias, b.data(), N);
+  if (std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) != 0) {
+    std::printf("FAIL %s: VNNI loops differ from AVX2 at K=%lld N=%lld rows=%lld\n", what, (long long)K,
+                (long long)N, (long long)rows);
+    ++failures;
+  }
+  ++vnni_cases;
+#endif
+}
 
 void check(const char* what, int64_t K, int64_t N, int64_t rows, const std::vector<float>& got,
            const std::vector<double>& want) {
@@ -126,6 +147,8 @@ int main() {
           }
           check(path ? "int4 portable" : "int4 simd", K, N, rows, got, want);
         }
+        check_vnni_equals_avx2<true>("int4", q.data(), xs.data(), gsum.data(), rows, K, w4.data(), s4packed.data(), N,
+                                     bias.data());
         // int8: w in -127..127 (the extremes first), per-channel scales
         std::vector<int8_t> wq(Np * K);
         for (auto& v : wq) v = static_cast<int8_t>(static_cast<int>(gen() % 255) - 127);
@@ -151,6 +174,8 @@ int main() {
           }
           check(path ? "int8 portable" : "int8 simd", K, N, rows, got, want);
         }
+        check_vnni_equals_avx2<false>("int8", q.data(), xs.data(), nullptr, rows, K, w8.data(), s8.data(), N,
+                                      bias.data());
         ++cases;
       }
     }
@@ -185,8 +210,8 @@ int main() {
       }
     }
   }
-  std::printf("%d cases, simd path %s, worst relative error %.3g\n", cases,
-              qlinear_use_simd() ? "taken" : "not available", worst);
+  std::printf("%d cases, simd path %s, worst relative error %.3g, VNNI == AVX2 checked in %d\n", cases,
+              qlinear_use_simd() ? "taken" : "not available", worst, vnni_cases);
   if (failures) {
     std::printf("%d failures\n", failures);
     return 1;

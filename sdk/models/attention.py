@@ -20,6 +20,11 @@ from .layers import RMSNorm
 from .rope import apply_rotary
 
 
+def split_qkv(qkv: torch.Tensor, heads: int, kv_heads: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Fused projection rows [T, H + 2*H_kv, D] -> views q [T, H, D], k [T, H_kv, D], v [T, H_kv, D]."""
+    return qkv[:, :heads], qkv[:, heads:heads + kv_heads], qkv[:, heads + kv_heads:]
+
+
 class KVCache(nn.Module):
     """In-place static cache written with `index_put_` at `input_pos` (ExecuTorch's reinplace pass
     keeps it in place). Subclass and override `update` for another strategy."""
@@ -74,8 +79,7 @@ class KVCache(nn.Module):
         """Fused-projection entry: qkv [T, H + 2*H_kv, D] (H query heads, roped and scaled, then the keys,
         then the values of each token) -> update_tokens + attend_tokens -> [1, T, H*D]. (A backend can take
         the rows as they are: ExecuTorch's edgeslm::attend_qkv.)"""
-        hkv = self.v.shape[0]
-        q, k, v = qkv[:, :heads], qkv[:, heads:heads + hkv], qkv[:, heads + hkv:]
+        q, k, v = split_qkv(qkv, heads, self.v.shape[0])
         k_all, v_all = self.update_tokens(input_pos, k, v)
         return self.attend_tokens(q, k_all, v_all, mask, input_pos, softcap)
 
