@@ -4,7 +4,8 @@
 // Why our own: XNNPACK's QD8 x QB4W GEMM on AVX2 sign-extends every weight to 16 bits and converts
 // and scales every 32-weight group per 4 columns; one core moves ~5 GB/s of int4 weights with it, so a
 // 135M-parameter decode step is compute-bound, not memory-bound. These loops keep 8 output columns in
-// one vector and sum a whole group of 32 in 16-bit lanes before one widening and one scale.
+// one vector and sum a whole group of 32 in 16-bit lanes before one widening and one scale (AVX2 / SDOT;
+// with AVX-512 VNNI, qlinear_vnni.h, 32-bit vpdpbusd sums of the same integers).
 //
 // Plain C++ (no ExecuTorch types) so it can be tested and benchmarked on its own.
 //
