@@ -122,14 +122,16 @@ def build(peer: str, bits: str, ckpt: Path, model: str, ctx: int, threads: int, 
         b = load_bundle(bundle)
         stale = bundle != bundle_dir(model, backend, bits, ctx)
         read = pte_linear_bytes(b.artifact) if b.artifact.suffix == ".pte" else None
+        kv_dtype = (b.manifest.get("lowering") or {}).get("metadata", {}).get("kv_cache_dtype", "float32")
+        kv = {"kv_elem_bytes": 2 if kv_dtype == "float16" else 4}
         if given:
             return {"kind": "runner", "path": str(bundle), "file_bytes": b.artifact.stat().st_size,
-                    "export_s": export_seconds(bundle), "max_seq_len": b.max_seq_len, "read_bytes": read,
+                    "export_s": export_seconds(bundle), "max_seq_len": b.max_seq_len, "read_bytes": read, **kv,
                     "note": f"edgeslm-runner; bundle given with --bundle: {bundle} (made {b.manifest['created_utc']}, "
                             f"context {b.max_seq_len}; not rebuilt from the current sources)"}
         return {"kind": "runner", "path": str(bundle), "file_bytes": b.artifact.stat().st_size,
                 "export_s": secs if secs is not None else export_seconds(bundle), "max_seq_len": b.max_seq_len,
-                "read_bytes": read,
+                "read_bytes": read, **kv,
                 "note": f"edgeslm-runner; bundle {bundle.name}" + (" (STALE: built from older sources than the "
                                                                    "working tree, --allow-stale)" if stale else "")}
     raise ValueError(peer)

@@ -6,7 +6,8 @@ int4 ~ Q4_0, q4_1 ~ the original Q4_1 file) -> 3. bandwidth bound: weight bytes 
 (every linear + the lm_head once; the embedding contributes one row: GGUF tensor bytes for llama.cpp, the
 .pte's quantized-linear constants for edgeslm's ExecuTorch bundles, else weights x bytes per weight)
 -> bound = best triad GB/s / bytes;
-fraction = decode / bound; "fits L3" when those bytes fit the last-level cache -> 4. Markdown + JSON
+fraction = decode / bound; "fits L3" when those bytes fit the last-level cache; `+KV`: the fraction with the KV
+cache bytes a step reads added (mean context over the generated tokens, each peer's cache dtype) -> 4. Markdown + JSON
 (atomic writes), printed.
 """
 from __future__ import annotations
@@ -41,6 +42,19 @@ def read_params(ckpt: Path) -> tuple[int, int]:
     return read, read + (0 if tied else v * c)
 
 
+# Bytes per KV-cache element each peer's decode reads, when the row does not say (edgeslm rows carry their
+# bundle's kv_cache_dtype): llama.cpp's default cache is f16; transformers, ONNX and ExecuTorch's llama export
+# (dtype fp32) keep float32.
+KV_ELEM_BYTES = {"llamacpp": 2}
+
+
+def kv_values_per_position(ckpt: Path) -> int:
+    """K and V values of one token position over all layers (what a decode step reads per cached token)."""
+    cfg = json.loads((ckpt / "config.json").read_text())
+    d = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+    return cfg["num_hidden_layers"] * 2 * cfg["num_key_value_heads"] * d
+
+
 def l3_bytes() -> int:
     try:
         text = Path("/sys/devices/system/cpu/cpu0/cache/index3/size").read_text().strip()
@@ -68,10 +82,11 @@ def _agree(tokens, ref) -> int | None:
     return n
 
 
-def summarize(rows: list[dict], ckpt: Path, bw_gbps: float) -> list[dict]:
+def summarize(rows: list[dict], ckpt: Path, bw_gbps: float, new_tokens: int = 0) -> list[dict]:
     from edgeslm.text import Tokenizer
     tok = Tokenizer.from_dir(ckpt)
     read, total = read_params(ckpt)
+    kv_values = kv_values_per_position(ckpt)
     l3 = l3_bytes()
     eager = next((r for r in rows if r["peer"] == "eager" and r["status"] == "ok"), None)
     out = []
@@ -92,11 +107,14 @@ def summarize(rows: list[dict], ckpt: Path, bw_gbps: float) -> list[dict]:
                 toks = tok.encode(run["text"], add_bos=False)
             ref = eager["runs"][n].get("tokens") if eager else None
             bound = bw_gbps * 1e9 / bpt
+            # + the KV cache a decode step reads: the mean context over the generated tokens
+            kv_bpt = kv_values * (int(n) + new_tokens / 2) * r.get("kv_elem_bytes", KV_ELEM_BYTES.get(r["peer"], 4))
             out.append({"peer": r["peer"], "bits": r["bits"], "len": int(n), "status": "ok",
                         "decode_mean": d_mean, "decode_std": d_std, "ttft_mean": t_mean, "ttft_std": t_std,
                         "agree": _agree(toks, ref), "new": len(ref) if ref else None,
                         "bytes_per_token": bpt, "bytes_how": how, "bound_tok_s": bound,
-                        "frac_bound": d_mean / bound, "fits_l3": bpt <= l3,
+                        "frac_bound": d_mean / bound, "fits_l3": bpt <= l3, "kv_bytes_per_token": kv_bpt,
+                        "frac_bound_kv": d_mean * (bpt + kv_bpt) / (bw_gbps * 1e9),
                         "file_mb": r["file_bytes"] / 1e6, "export_s": r.get("export_s"),
                         "rss_mb": r["peak_rss_bytes"] / 1e6, "load_s": r.get("load_s")})
     for s in out:
@@ -124,13 +142,15 @@ def markdown(summary: list[dict], meta: dict) -> str:
              f"(all runs: {', '.join(f'{b:.1f}' for b in meta['bandwidth_all_gbps'])}). "
              "Ratios are against llama.cpp and ExecuTorch's own runner (etllama) at matched bits and prompt "
              "(> 1: faster than that peer; decode / TTFT). "
-             "`bound` = bandwidth / weight bytes read per token; `agree` = leading greedy tokens equal to eager fp32.", "",
+             "`bound` = bandwidth / weight bytes read per token; `+KV` = the same with the KV cache bytes a step "
+             "reads at the mean context (each peer's cache dtype); `agree` = leading greedy tokens equal to eager fp32.",
+             "",
              "| peer | bits | prompt | decode tok/s | x llama.cpp | TTFT ms | x llama.cpp | x ET runner | of bound | "
-             "agree | file MB | export s | peak RSS MB |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "+KV | agree | file MB | export s | peak RSS MB |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s in summary:
         if s["status"] != "ok":
-            lines.append(f"| {s['peer']} | {s['bits']} | {s['len'] or '—'} | {s['status']}: {s['reason']} | | | | | | | | | |")
+            lines.append(f"| {s['peer']} | {s['bits']} | {s['len'] or '—'} | {s['status']}: {s['reason']} | | | | | | | | | | |")
             continue
         frac = f"{s['frac_bound']:.0%}" + (" (fits L3)" if s["fits_l3"] else "")
         agree = f"{s['agree']}/{s['new']}" if s["agree"] is not None else "—"
@@ -138,7 +158,7 @@ def markdown(summary: list[dict], meta: dict) -> str:
             f"{s['decode_vs_etllama']:.2f} / {s['ttft_vs_etllama']:.2f}"
         lines.append(f"| {s['peer']} | {s['bits']} | {s['len']} | {s['decode_mean']:.1f} ± {s['decode_std']:.1f} | "
                      f"{_f(s['decode_vs_llamacpp'], '.2f')} | {s['ttft_mean']:.1f} ± {s['ttft_std']:.1f} | "
-                     f"{_f(s['ttft_vs_llamacpp'], '.2f')} | {et} | {frac} | {agree} | {s['file_mb']:.1f} | "
+                     f"{_f(s['ttft_vs_llamacpp'], '.2f')} | {et} | {frac} | {s['frac_bound_kv']:.0%} | {agree} | {s['file_mb']:.1f} | "
                      f"{_f(s['export_s'], '.0f')} | {s['rss_mb']:.0f} |")
     lines += ["", "Notes per peer:"]
     for note in meta["notes"]:
@@ -167,7 +187,7 @@ def finish(rows, *, ckpt, model, ids, args, ctx, bandwidth, stem: Path) -> None:
                       key=lambda r: (order.get(r["peer"], 99), ["fp32", "int8", "int4", "q4_1"].index(r["bits"])))
         bandwidth = old.get("bandwidth", []) + bandwidth
     bw_best = max(b["gbps"] for b in bandwidth)
-    summary = summarize(rows, ckpt, bw_best)
+    summary = summarize(rows, ckpt, bw_best, args.new_tokens)
     notes = sorted({f"{r['peer']} {r['bits']}: {r['note']}" for r in rows if r.get("note")})
     loads = [r.get("load_before") for r in rows if r.get("load_before")] + [os.getloadavg()]
     meta = {"created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "model": model,
