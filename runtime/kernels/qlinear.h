@@ -152,32 +152,49 @@ EDGESLM_QL_SIMD inline void store_cols(__m256 v, float* dst, const float* bias, 
   for (int c = 0; c < cols; ++c) dst[c] = tmp[c] + (bias ? bias[c] : 0.0f);
 }
 
+// Pieces the AVX2 and the VNNI loops (qlinear_vnni.h) share; AVX2-only, so they inline into both.
+// The weight lines `lines` x 64 bytes at p + kQPrefetchBytes (the stream ahead of the loop).
+EDGESLM_QL_SIMD inline void prefetch_ahead(const void* p, int lines) {
+  for (int l = 0; l < lines; ++l)
+    _mm_prefetch(static_cast<const char*>(p) + kQPrefetchBytes + 64 * l, _MM_HINT_T0);
+}
+
+// 32 packed int4 bytes -> their low and high nibbles (u = w + 8, 0..15) as bytes.
+EDGESLM_QL_SIMD inline void nibbles(const uint8_t* p, __m256i& lo, __m256i& hi) {
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  lo = _mm256_and_si256(v, low4);
+  hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+}
+
+// 4 activation bytes at p, broadcast to every 32-bit lane (one column's 4 inputs, for all 8 columns).
+EDGESLM_QL_SIMD inline __m256i bcast4(const int8_t* p) {
+  int32_t x;
+  std::memcpy(&x, p, 4);
+  return _mm256_set1_epi32(x);
+}
+
 // R rows of one int4 block: dst[r * ldo + c] = row r's output column c (+ bias[c]), c < cols.
 template <int R>
 EDGESLM_QL_SIMD inline void q4_rows_simd(const int8_t* q, const float* xs, const int32_t* gsum, int64_t K,
                                          const uint8_t* wb, const uint16_t* sb, float* dst, int64_t ldo,
                                          const float* bias, int cols) {
   const int64_t G = K / kQGroup;
-  const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+  const __m256i ones = _mm256_set1_epi16(1);
   __m256 facc[R];
   for (int r = 0; r < R; ++r) facc[r] = _mm256_setzero_ps();
   for (int64_t g = 0; g < G; ++g) {
     const uint8_t* wp = wb + g * 128;
-    _mm_prefetch(reinterpret_cast<const char*>(wp + kQPrefetchBytes), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(wp + kQPrefetchBytes + 64), _MM_HINT_T0);
+    prefetch_ahead(wp, 2);
     __m256i acc16[R];
     for (int r = 0; r < R; ++r) acc16[r] = _mm256_setzero_si256();
     for (int p = 0; p < 4; ++p) {
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp + 32 * p));
-      const __m256i lo = _mm256_and_si256(v, low4);
-      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+      __m256i lo, hi;
+      nibbles(wp + 32 * p, lo, hi);
       for (int r = 0; r < R; ++r) {
         const int8_t* qp = q + r * K + g * kQGroup + 8 * p;
-        int32_t x0, x1;
-        std::memcpy(&x0, qp, 4);
-        std::memcpy(&x1, qp + 4, 4);
-        acc16[r] = _mm256_add_epi16(acc16[r], _mm256_maddubs_epi16(lo, _mm256_set1_epi32(x0)));
-        acc16[r] = _mm256_add_epi16(acc16[r], _mm256_maddubs_epi16(hi, _mm256_set1_epi32(x1)));
+        acc16[r] = _mm256_add_epi16(acc16[r], _mm256_maddubs_epi16(lo, bcast4(qp)));
+        acc16[r] = _mm256_add_epi16(acc16[r], _mm256_maddubs_epi16(hi, bcast4(qp + 4)));
       }
     }
     const __m256 scale = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sb + g * kQCols)));
@@ -198,16 +215,13 @@ EDGESLM_QL_SIMD inline void q8_rows_simd(const int8_t* q, const float* xs, int64
   __m256 facc[R];
   for (int r = 0; r < R; ++r) facc[r] = _mm256_setzero_ps();
   for (int64_t g = 0; g < G; ++g) {
-    for (int l = 0; l < 4; ++l)   // the group's 256 weight bytes, kQPrefetchBytes ahead
-      _mm_prefetch(reinterpret_cast<const char*>(wb + 256 * g + kQPrefetchBytes + 64 * l), _MM_HINT_T0);
+    prefetch_ahead(wb + 256 * g, 4);   // the group's 256 weight bytes, kQPrefetchBytes ahead
     __m256i acc[R];
     for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_si256();
     for (int64_t s = 8 * g; s < 8 * g + 8; ++s) {
       const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 32 * s));
       for (int r = 0; r < R; ++r) {
-        int32_t x4;
-        std::memcpy(&x4, q + r * K + 4 * s, 4);
-        const __m256i xb = _mm256_set1_epi32(x4);
+        const __m256i xb = bcast4(q + r * K + 4 * s);
         // |x| (u8) x (w with x's sign): exact products, pairs fit 16 bits (2 x 127 x 127)
         const __m256i prod = _mm256_maddubs_epi16(_mm256_abs_epi8(xb), _mm256_sign_epi8(w, xb));
         acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(prod, ones));

@@ -30,29 +30,23 @@ EDGESLM_QL_VNNI inline void q4_rows_vnni(const int8_t* q, const float* xs, const
                                          const uint8_t* wb, const uint16_t* sb, float* dst, int64_t ldo,
                                          const float* bias, int cols) {
   const int64_t G = K / kQGroup;
-  const __m256i low4 = _mm256_set1_epi8(0x0F);
   __m256 facc[R];
   for (int r = 0; r < R; ++r) facc[r] = _mm256_setzero_ps();
   for (int64_t g = 0; g < G; ++g) {
     const uint8_t* wp = wb + g * 128;
-    _mm_prefetch(reinterpret_cast<const char*>(wp + kQPrefetchBytes), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(wp + kQPrefetchBytes + 64), _MM_HINT_T0);
+    prefetch_ahead(wp, 2);
     __m256i acc[R], acc2[R];                    // two dependency chains: vpdpbusd's latency is ~5 cycles
     for (int r = 0; r < R; ++r) {
       acc[r] = _mm256_set1_epi32(-8 * gsum[r * G + g]);   // u = w + 8
       acc2[r] = _mm256_setzero_si256();
     }
     for (int p = 0; p < 4; ++p) {
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp + 32 * p));
-      const __m256i lo = _mm256_and_si256(v, low4);
-      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+      __m256i lo, hi;
+      nibbles(wp + 32 * p, lo, hi);
       for (int r = 0; r < R; ++r) {
         const int8_t* qp = q + r * K + g * kQGroup + 8 * p;
-        int32_t x0, x1;
-        std::memcpy(&x0, qp, 4);
-        std::memcpy(&x1, qp + 4, 4);
-        acc[r] = _mm256_dpbusd_epi32(acc[r], lo, _mm256_set1_epi32(x0));
-        acc2[r] = _mm256_dpbusd_epi32(acc2[r], hi, _mm256_set1_epi32(x1));
+        acc[r] = _mm256_dpbusd_epi32(acc[r], lo, bcast4(qp));
+        acc2[r] = _mm256_dpbusd_epi32(acc2[r], hi, bcast4(qp + 4));
       }
     }
     for (int r = 0; r < R; ++r) acc[r] = _mm256_add_epi32(acc[r], acc2[r]);
@@ -75,8 +69,7 @@ EDGESLM_QL_VNNI inline void q8_rows_vnni(const int8_t* q, const float* xs, int64
   __m256 facc[R];
   for (int r = 0; r < R; ++r) facc[r] = _mm256_setzero_ps();
   for (int64_t g = 0; g < G; ++g) {
-    for (int l = 0; l < 4; ++l)
-      _mm_prefetch(reinterpret_cast<const char*>(wb + 256 * g + kQPrefetchBytes + 64 * l), _MM_HINT_T0);
+    prefetch_ahead(wb + 256 * g, 4);
     __m256i acc[R], acc2[R];                    // even and odd steps: two dependency chains
     __m256i wsum = _mm256_setzero_si256(), wsum2 = wsum;   // 128 * sum of the group's weights, per column
     for (int r = 0; r < R; ++r) acc[r] = acc2[r] = _mm256_setzero_si256();
@@ -86,10 +79,9 @@ EDGESLM_QL_VNNI inline void q8_rows_vnni(const int8_t* q, const float* xs, int64
       wsum = _mm256_dpbusd_epi32(wsum, bias128, w0);
       wsum2 = _mm256_dpbusd_epi32(wsum2, bias128, w1);
       for (int r = 0; r < R; ++r) {
-        int32_t x4[2];
-        std::memcpy(x4, q + r * K + 4 * s, 8);
-        const __m256i x0 = _mm256_xor_si256(_mm256_set1_epi32(x4[0]), bias128);   // x + 128 as u8
-        const __m256i x1 = _mm256_xor_si256(_mm256_set1_epi32(x4[1]), bias128);
+        const int8_t* qp = q + r * K + 4 * s;
+        const __m256i x0 = _mm256_xor_si256(bcast4(qp), bias128);   // x + 128 as u8
+        const __m256i x1 = _mm256_xor_si256(bcast4(qp + 4), bias128);
         acc[r] = _mm256_dpbusd_epi32(acc[r], x0, w0);
         acc2[r] = _mm256_dpbusd_epi32(acc2[r], x1, w1);
       }
