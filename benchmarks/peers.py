@@ -111,6 +111,7 @@ def build(peer: str, bits: str, ckpt: Path, model: str, ctx: int, threads: int, 
                 "note": f"{ETLLAMA_QMODE[bits]} + int8 embedding, custom SDPA/KV ops, TextLLMRunner"}
     if peer.startswith("edgeslm-"):
         from peers_edgeslm import bundle_dir, edgeslm_bundle, export_seconds, pte_linear_bytes
+        from peers_report import kv_values_per_position
         from edgeslm.bundle import load_bundle
         backend = peer.split("-", 1)[1]
         given = (bundles or {}).get(f"{backend}:{bits}")
@@ -122,13 +123,17 @@ def build(peer: str, bits: str, ckpt: Path, model: str, ctx: int, threads: int, 
         b = load_bundle(bundle)
         stale = bundle != bundle_dir(model, backend, bits, ctx)
         read = pte_linear_bytes(b.artifact) if b.artifact.suffix == ".pte" else None
-        kv_dtype = (b.manifest.get("lowering") or {}).get("metadata", {}).get("kv_cache_dtype", "float32")
-        kv = {"kv_elem_bytes": 2 if kv_dtype == "float16" else 4}
+        meta = (b.manifest.get("lowering") or {}).get("metadata", {})
+        kv_dtype = meta.get("kv_cache_dtype", "float32")
+        # bytes per cached K/V value: the bundle's cache bytes over its values (int8: + the rows' scales)
+        per_value = (meta["kv_cache_bytes"] / (kv_values_per_position(ckpt) * b.max_seq_len)
+                     if meta.get("kv_cache_bytes") else 2 if kv_dtype == "float16" else 4)
+        kv = {"kv_elem_bytes": per_value, "kv_cache_dtype": kv_dtype}
         if given:
             return {"kind": "runner", "path": str(bundle), "file_bytes": b.artifact.stat().st_size,
                     "export_s": export_seconds(bundle), "max_seq_len": b.max_seq_len, "read_bytes": read, **kv,
                     "note": f"edgeslm-runner; bundle given with --bundle: {bundle} (made {b.manifest['created_utc']}, "
-                            f"context {b.max_seq_len}; not rebuilt from the current sources)"}
+                            f"context {b.max_seq_len}, {kv_dtype} KV cache; not rebuilt from the current sources)"}
         return {"kind": "runner", "path": str(bundle), "file_bytes": b.artifact.stat().st_size,
                 "export_s": secs if secs is not None else export_seconds(bundle), "max_seq_len": b.max_seq_len,
                 "read_bytes": read, **kv,

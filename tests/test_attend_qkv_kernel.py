@@ -8,23 +8,27 @@ import math
 import pytest
 import torch
 
-from edgeslm.compilers.executorch.sdpa_op import k_transposed, tiled_k_shape
+from edgeslm.compilers.executorch.sdpa_op import (SCALE_BYTES, attend_qkv_reference, k_transposed,
+                                                  quantize_rows_int8, tiled_k_shape)
 from edgeslm.models.attention import KVCache
 
 
 class _AttendQkv(torch.nn.Module):
     """The op over two buffer caches (state kept across calls); returns the attention and float32 copies of
-    both caches (K as [H_kv, D, S] whatever its layout)."""
+    both caches (K as [H_kv, D, S] whatever its layout; int8 caches: their bytes as they are)."""
 
     def __init__(self, hkv, d, s, heads, dtype, layout):
         super().__init__()
         self.heads = heads
-        k_shape = tiled_k_shape(hkv, d, s) if layout == "tiled" else (hkv, d, s)
+        pad = SCALE_BYTES if dtype == torch.int8 else 0                 # int8: + the rows' scales
+        k_shape = tiled_k_shape(hkv, d + pad, s) if layout == "tiled" else (hkv, d, s)
         self.register_buffer("k", torch.zeros(k_shape, dtype=dtype))
-        self.register_buffer("v", torch.zeros(hkv, s, d, dtype=dtype))
+        self.register_buffer("v", torch.zeros(hkv, s, d + pad, dtype=dtype))
 
     def forward(self, qkv, mask, input_pos):
         out = torch.ops.edgeslm.attend_qkv(qkv, self.k, self.v, mask, input_pos, 0.0, self.heads)
+        if self.k.dtype == torch.int8:
+            return out, self.k.clone(), self.v.clone()
         return out, k_transposed(self.k).float() * 1.0, self.v.float() * 1.0
 
 
@@ -38,7 +42,7 @@ CASES = {
 
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("layout,kv_dtype", [("tiled", torch.float16), ("tiled", torch.float32),
-                                             ("transposed", torch.float32)])
+                                             ("transposed", torch.float32), ("tiled", torch.int8)])
 def test_attend_qkv_kernel_matches_the_stock_cache(tmp_path, case, layout, kv_dtype):
     from executorch.exir import EdgeCompileConfig, to_edge
     from executorch.runtime import Runtime
@@ -67,12 +71,21 @@ def test_attend_qkv_kernel_matches_the_stock_cache(tmp_path, case, layout, kv_dt
     method = Runtime.get().load_program(path).load_method("forward")
 
     stock = KVCache(hkv, d, s, torch.float32)            # [H_kv, D, S] / [H_kv, S, D] float32, index_put_ + bmm
+    ref = _AttendQkv(hkv, d, s, heads, kv_dtype, layout)  # int8: the Python reference's caches (eager)
     for start, t in calls:
         qkv, mask, pos = inputs(start, t)
-        if kv_dtype == torch.float16:                   # the stock cache holds what a float16 cache can
-            qkv[:, heads:] = qkv[:, heads:].half().float()
-        want = stock.attend_packed(qkv, heads, mask.repeat(rep, 1), pos, None)     # stock mask [rep*T, S]
+        fed = qkv.clone()                               # the stock cache holds what the cache dtype can
+        if kv_dtype == torch.float16:
+            fed[:, heads:] = qkv[:, heads:].half().float()
+        elif kv_dtype == torch.int8:                    # int8: the quantized rows, dequantized
+            q8, scale = quantize_rows_int8(qkv[:, heads:])
+            fed[:, heads:] = q8.float() * scale.unsqueeze(-1)
+        want = stock.attend_packed(fed, heads, mask.repeat(rep, 1), pos, None)     # stock mask [rep*T, S]
         got, got_k, got_v = method.execute([qkv, mask, pos])
         assert got.shape == want.shape == (1, t, heads * d)
         assert torch.allclose(got, want, atol=3e-6, rtol=1e-5), (start, t, (got - want).abs().max())
-        assert torch.equal(got_k, stock.k) and torch.equal(got_v, stock.v), (start, t)   # every slot written so far
+        if kv_dtype == torch.int8:                      # the same bytes as the Python reference writes
+            attend_qkv_reference(qkv, ref.k, ref.v, mask, pos, 0.0, heads)
+            assert torch.equal(got_k, ref.k) and torch.equal(got_v, ref.v), (start, t)
+        else:
+            assert torch.equal(got_k, stock.k) and torch.equal(got_v, stock.v), (start, t)   # every slot written so far

@@ -33,18 +33,18 @@ def quantize(model, recipe, *, qlinear: bool = True):
     return model
 
 
-KV_CACHE_DTYPES = ("float16", "float32")
+KV_CACHE_DTYPES = ("float16", "float32", "int8")
 
 
 def kv_cache_dtype(recipe, kv_cache: str | None = None) -> str:
-    """The attention cache's dtype: `kv_cache` when given ("float16" | "float32"), else float16 for
-    quantized recipes (half the bytes each decode step reads at long contexts; llama.cpp's default too)
-    and float32 for fp32 (bundles equal to the float model)."""
+    """The attention cache's dtype: `kv_cache` when given ("float16" | "float32" | "int8": a float32 scale
+    per key and value row, sdpa_op.py), else float16 for quantized recipes (half the bytes each decode step
+    reads at long contexts; llama.cpp's default too) and float32 for fp32 (bundles equal to the float model)."""
     if kv_cache is None:
         return "float32" if recipe.is_float else "float16"
     if kv_cache not in KV_CACHE_DTYPES:
         raise Unsupported(f"backend option kv_cache={kv_cache!r} is not one of {list(KV_CACHE_DTYPES)}",
-                          fix="pass backend_options={'kv_cache': 'float16'} or {'kv_cache': 'float32'}")
+                          fix="pass backend_options={'kv_cache': ...} (or --kv-cache) with float16, float32 or int8")
     return kv_cache
 
 
@@ -91,7 +91,7 @@ class ExecuTorchCompiler:
               qlinear: bool = True, kv_cache: str | None = None) -> LowerResult:
         """sdpa_op=False keeps attention as XNNPACK bmms over the whole float32 cache; qlinear=False
         quantizes linears with torchao for XNNPACK's GEMMs (both False: a .pte any stock ExecuTorch runtime
-        runs); kv_cache "float16" | "float32" overrides the cache dtype (kv_cache_dtype())."""
+        runs); kv_cache "float16" | "float32" | "int8" overrides the cache dtype (kv_cache_dtype())."""
         from edgeslm.compilers.executorch.lower import lower_to_pte
 
         if not self.supports(target):
@@ -108,6 +108,9 @@ class ExecuTorchCompiler:
             raise Unsupported(f"backend option kv_cache={kv_cache!r} needs edgeslm's attention op",
                               fix="drop sdpa_op=False, or keep the float32 cache")
         kv = kv_cache_dtype(recipe, kv_cache) if sdpa_op else "float32"
+        if kv == "int8" and model.max_seq_len % 16:
+            raise Unsupported(f"an int8 KV cache needs a context that is a multiple of 16, not {model.max_seq_len}",
+                              fix=f"export with --max-seq-len {(model.max_seq_len + 15) // 16 * 16}")
         if progress:
             progress("quantize")
         prepare(model, recipe, qlinear=qlinear, sdpa_op=sdpa_op, kv_cache=kv)

@@ -17,7 +17,9 @@ Pieces:
      [T, H + 2*H_kv, D] (attend_packed): no slices or copies between the projection and the attention.
   3. use_sdpa_op(model, kv_dtype): swaps every layer's cache for an SdpaKVCache before export; with
      kv_dtype=torch.float16 the caches store float16 (half the bytes a decode step reads, as llama.cpp's
-     default f16 cache; the op computes in float32 either way).
+     default f16 cache; the op computes in float32 either way); torch.int8: int8 with a float32 scale per
+     key and per value row (17/32 of float16's bytes; as llama.cpp's q8_0 cache, one scale per head row of
+     D values; layout below).
 Runtime kernel: runtime/kernels/sdpa_cached.cpp (native runner: libedgeslm.so; Python runtime:
 edgeslm.native.kernels.load_kernels()).
 """
@@ -49,6 +51,26 @@ _lib.define("attend_qkv.out(Tensor qkv, Tensor(a!) k_cache, Tensor(b!) v_cache, 
 
 
 KEY_TILE = 16   # keys per tile of the tiled K cache (runtime/kernels/attend_row.h kKeyTile)
+SCALE_BYTES = 4  # int8 caches: bytes per row for its float32 scale (attend_row.h CacheRows)
+
+# int8 caches (runtime/kernels/attend_row.h CacheRows): K [H_kv, S/16, D + 4, 16] - each tile's D rows of
+# int8 components, then 4 rows = the 16 keys' float32 scales (key k's at byte D*16 + 4k of the tile); V
+# [H_kv, S, D + 4] - each row's D int8 values, then its float32 scale. Value = int8 * scale.
+
+
+def quantize_rows_int8(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x [..., D] float32 -> (q [..., D] int8, scale [...] float32) with x ~ q * scale: symmetric per row,
+    scale = max|x| / 127, q = round-half-even(x / scale) (the same bytes as the kernels' quantize_row_int8)."""
+    x = x.float()
+    scale = x.abs().amax(dim=-1) / 127.0
+    div = torch.where(scale > 0, scale, torch.ones_like(scale))
+    q = torch.round(x / div.unsqueeze(-1)).clamp(-127, 127).to(torch.int8)
+    return q, scale
+
+
+def _scale_view(rows: torch.Tensor) -> torch.Tensor:
+    """The float32 scales stored in int8 bytes rows [..., 4 * n] -> [..., n] (a copy, for reading)."""
+    return rows.contiguous().view(torch.float32)
 
 
 def tiled_k_shape(num_kv_heads: int, head_dim: int, max_seq_len: int) -> tuple[int, ...]:
@@ -58,20 +80,34 @@ def tiled_k_shape(num_kv_heads: int, head_dim: int, max_seq_len: int) -> tuple[i
 
 
 def k_transposed(k_cache: torch.Tensor) -> torch.Tensor:
-    """K as [H_kv, D, S] from either layout (key-tiled [H_kv, S/16, D, 16] or already transposed)."""
+    """K as [H_kv, D, S] from any layout (key-tiled [H_kv, S/16, D, 16], already transposed, or int8 tiled
+    [H_kv, S/16, D + 4, 16]: dequantized to float32)."""
     if k_cache.dim() == 3:
         return k_cache
     h, tiles, d, tile = k_cache.shape
+    if k_cache.dtype == torch.int8:
+        d -= SCALE_BYTES
+        scales = _scale_view(k_cache.reshape(h, tiles, -1)[:, :, d * tile:])           # [H_kv, S/16, 16]
+        k_cache = k_cache[:, :, :d].float() * scales.unsqueeze(2)                       # [H_kv, S/16, D, 16]
     return k_cache.permute(0, 2, 1, 3).reshape(h, d, tiles * tile)
+
+
+def v_values(v_cache: torch.Tensor) -> torch.Tensor:
+    """V as [H_kv, S, D]: as stored, or an int8 cache [H_kv, S, D + 4] dequantized to float32."""
+    if v_cache.dtype != torch.int8:
+        return v_cache
+    d = v_cache.shape[-1] - SCALE_BYTES
+    return v_cache[..., :d].float() * _scale_view(v_cache[..., d:])
 
 
 def sdpa_reference(q, k_cache, v_cache, mask, input_pos, softcap: float) -> torch.Tensor:
     """q [H_kv, R, D] (scaled), k_cache [H_kv, S/16, D, 16] (tiled) or [H_kv, D, S], v_cache [H_kv, S, D]
-    (float32 or float16: read as float32), mask [R, S], input_pos [T] -> [H_kv, R, D]; softcap 0 = none.
+    (float32 or float16: read as float32; int8 layouts dequantized), mask [R, S], input_pos [T] -> [H_kv, R, D];
+    softcap 0 = none.
     Only slots < max(input_pos) + 1 are read."""
     n = int(input_pos.max()) + 1
     k_cache = k_transposed(k_cache)
-    k_cache, v_cache = k_cache[:, :, :n].to(q.dtype), v_cache[:, :n].to(q.dtype)
+    k_cache, v_cache = k_cache[:, :, :n].to(q.dtype), v_values(v_cache[:, :n]).to(q.dtype)
     scores = torch.bmm(q, k_cache)                                          # [H_kv, R, L]
     if softcap > 0:
         scores = torch.tanh(scores / softcap) * softcap
@@ -92,8 +128,12 @@ def sdpa_tokens_reference(q, k_cache, v_cache, mask, input_pos, softcap: float) 
 
 def cache_write_reference(k, v, k_cache, v_cache, input_pos) -> torch.Tensor:
     """k, v [T, H_kv, D] -> key t at slot input_pos[t] of k_cache (tiled: [:, pos // 16, :, pos % 16];
-    transposed: [:, :, pos]) and v_cache[:, input_pos], in place (cast to the caches' dtype); returns a
-    dummy [1] zero (the kernel's out-variant convention)."""
+    transposed: [:, :, pos]) and v_cache[:, input_pos], in place (cast to the caches' dtype; int8 caches:
+    quantize_rows_int8 and the scales into their bytes); returns a dummy [1] zero (the kernel's out-variant
+    convention)."""
+    if k_cache.dtype == torch.int8:
+        _cache_write_int8(k, v, k_cache, v_cache, input_pos)
+        return k.new_zeros(1)
     if k_cache.dim() == 4:      # the two index tensors are split by a slice: indexed dims first, [T, H_kv, D]
         torch.ops.aten.index_put_(k_cache, [None, input_pos // KEY_TILE, None, input_pos % KEY_TILE],
                                   k.to(k_cache.dtype))
@@ -101,6 +141,21 @@ def cache_write_reference(k, v, k_cache, v_cache, input_pos) -> torch.Tensor:
         torch.ops.aten.index_put_(k_cache, [None, None, input_pos], k.permute(1, 2, 0).to(k_cache.dtype))  # [H_kv, D, T]
     torch.ops.aten.index_put_(v_cache, [None, input_pos], v.transpose(0, 1).to(v_cache.dtype))         # [H_kv, T, D]
     return k.new_zeros(1)
+
+
+def _cache_write_int8(k, v, k_cache, v_cache, input_pos) -> None:
+    h, tiles, dp, tile = k_cache.shape
+    d = dp - SCALE_BYTES
+    kq, ks = quantize_rows_int8(k)                                     # [T, H_kv, D], [T, H_kv]
+    vq, vs = quantize_rows_int8(v)
+    tile_of, col = input_pos // KEY_TILE, input_pos % KEY_TILE
+    torch.ops.aten.index_put_(k_cache[:, :, :d], [None, tile_of, None, col], kq)
+    k_scales = k_cache.view(h, tiles, dp * tile)[:, :, d * tile:].view(h, tiles, tile, SCALE_BYTES)
+    torch.ops.aten.index_put_(k_scales, [None, tile_of, col], ks.view(torch.int8).view(-1, h, SCALE_BYTES)
+                              .transpose(0, 1))                         # values [H_kv, T, 4]
+    torch.ops.aten.index_put_(v_cache[:, :, :d], [None, input_pos], vq.transpose(0, 1))
+    torch.ops.aten.index_put_(v_cache[:, :, d:], [None, input_pos], vs.view(torch.int8).view(-1, h, SCALE_BYTES)
+                              .transpose(0, 1))
 
 
 def _cache_write_out(k, v, k_cache, v_cache, input_pos, *, out):
@@ -169,8 +224,8 @@ def _attend_qkv_fake(qkv, k_cache, v_cache, mask, input_pos, softcap, heads):
 
 
 class SdpaKVCache(KVCache):
-    """KVCache whose attention is the fused `edgeslm::sdpa_cached` op (float32 queries; float32 or float16
-    caches)."""
+    """KVCache whose attention is the fused `edgeslm::sdpa_cached` op (float32 queries; float32, float16 or
+    int8 caches)."""
 
     def update_tokens(self, input_pos, k, v):
         # k, v [T, H_kv, D] straight from the projections: one op writes both caches
@@ -192,11 +247,12 @@ class SdpaKVCache(KVCache):
 
 def use_sdpa_op(model, kv_dtype: torch.dtype = torch.float32) -> int:
     """Swap the caches of a Decoder built on the stock float32 KVCache for SdpaKVCache storing kv_dtype
-    (float16: half the bytes) in new zeroed buffers: K key-tiled [H_kv, S/16, D, 16] when S is a multiple
-    of 16 (else transposed [H_kv, D, S] as before), V [H_kv, S, D].
+    (float16: half the bytes; int8: about a quarter, with scales) in new zeroed buffers: K key-tiled
+    [H_kv, S/16, D, 16] when S is a multiple of 16 (else transposed [H_kv, D, S] as before), V [H_kv, S, D];
+    int8: K [H_kv, S/16, D + 4, 16], V [H_kv, S, D + 4] (the scales' bytes; S must be a multiple of 16).
     Returns how many layers were swapped (0: not a stock decoder, or not float32, left alone)."""
-    if kv_dtype not in (torch.float32, torch.float16):
-        raise ValueError(f"kv_dtype must be torch.float32 or torch.float16, not {kv_dtype}")
+    if kv_dtype not in (torch.float32, torch.float16, torch.int8):
+        raise ValueError(f"kv_dtype must be torch.float32, torch.float16 or torch.int8, not {kv_dtype}")
     layers = getattr(model, "layers", None)
     if layers is None:
         return 0
@@ -208,8 +264,11 @@ def use_sdpa_op(model, kv_dtype: torch.dtype = torch.float32) -> int:
             continue
         old.__class__ = SdpaKVCache
         hkv, d, s = old.k.shape                       # stock k [H_kv, D, S], v [H_kv, S, D]
-        k_shape = tiled_k_shape(hkv, d, s) if s % KEY_TILE == 0 else (hkv, d, s)
+        if kv_dtype == torch.int8 and s % KEY_TILE:
+            raise ValueError(f"an int8 KV cache needs max_seq_len a multiple of {KEY_TILE}, not {s}")
+        pad = SCALE_BYTES if kv_dtype == torch.int8 else 0
+        k_shape = tiled_k_shape(hkv, d + pad, s) if s % KEY_TILE == 0 else (hkv, d, s)
         old.k = torch.zeros(k_shape, dtype=kv_dtype)
-        old.v = torch.zeros_like(old.v, dtype=kv_dtype)
+        old.v = torch.zeros((hkv, s, d + pad), dtype=kv_dtype)
         swapped += 1
     return swapped

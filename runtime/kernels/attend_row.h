@@ -2,8 +2,9 @@
 //
 // Plain C++ (no ExecuTorch types) so it can be benchmarked and tested on its own. Up to 4 query rows
 // that share a KV head and a mask row (the query heads of one token in a GQA group) are done together,
-// so each K and V row is read once for all of them. The cache may be float32 or float16 (`KV` =
-// float or uint16_t binary16 bits; math in float32 either way).
+// so each K and V row is read once for all of them. The cache may be float32, float16 or int8 (`KV` =
+// float, uint16_t binary16 bits or int8_t; math in float32 either way). int8 caches carry a float32 scale
+// per key and per value row (symmetric, scale = max|x| / 127; see CacheRows).
 //
 // K comes in one of two layouts: transposed [D, S] (a key's components are S apart; bundles before the
 // tiled layout) or key-tiled [S/16, D, 16] (`tiled`: tiles of kKeyTile keys, each tile's D x 16 block
@@ -35,6 +36,24 @@ inline int64_t k_offset(int64_t d, int64_t j, int64_t D, int64_t S, bool tiled) 
   return tiled ? (j / kKeyTile) * kKeyTile * D + d * kKeyTile + j % kKeyTile : d * S + j;
 }
 
+// Extra elements per cache row that hold the row's float32 scale: 0 for float caches; int8 caches store it
+// in the row's last 4 bytes: K tiles [D + 4, 16] (rows D..D+3 = the 16 keys' scales, key k's at byte
+// D*16 + 4k), V rows [D + 4] (the scale at byte D). Value x = int8 q * scale.
+template <typename KV>
+struct CacheRows {
+  static constexpr int64_t kScale = 0;
+};
+template <>
+struct CacheRows<int8_t> {
+  static constexpr int64_t kScale = 4;
+};
+
+inline float scale_at(const int8_t* p) {   // the float32 scale stored in 4 cache bytes
+  float s;
+  std::memcpy(&s, p, sizeof s);
+  return s;
+}
+
 // Partial result of one row over a span: acc [D] = sum_j e_j V_j, e_j = exp(s_j - mx); sum = sum_j e_j.
 // mx = -inf and sum = 0 when no key of the span is visible.
 struct SpanStats {
@@ -42,7 +61,7 @@ struct SpanStats {
 };
 
 // m query rows q[i] [D] (scaled) against one KV head: kg its K (tiled [S/16, D, 16], S a multiple of 16,
-// or transposed [D, S]), vg [S, D]; mrow [S] the rows' shared additive mask; keys [j0, j1); softcap > 0:
+// or transposed [D, S]; int8: tiled [S/16, D + 4, 16] with the scales), vg [S, D] (int8: [S, D + 4]); mrow [S] the rows' shared additive mask; keys [j0, j1); softcap > 0:
 // tanh soft-capping; scratch: m * (j1 - j0 + kScratchPad) floats; acc[i] [D] out.
 // Only keys [lo, hi] between the first and last finite mask entries of the span are computed (causal
 // rows of a prefill chunk see a prefix, sliding windows a band); -inf holes inside the band get weight 0.
@@ -62,6 +81,7 @@ inline void span_fixed(const float* const* q, float* const* acc, const KV* kg,
     }
     return;
   }
+  constexpr int64_t P = CacheRows<KV>::kScale;                          // int8: scale bytes per row
   const int64_t n = hi - lo + 1, n8 = n & ~int64_t(7);
   // scores[i][j] = q_i . K[:, lo + j], kKeyTile keys at a time with the sums in registers. Tiled K: whole
   // tiles from the one holding lo (scores of keys outside [lo, hi] are computed and left unused);
@@ -70,11 +90,11 @@ inline void span_fixed(const float* const* q, float* const* acc, const KV* kg,
   const int64_t js = tiled ? lo & ~(kKeyTile - 1) : lo;                 // first key scored
   const int64_t je = tiled ? (hi | (kKeyTile - 1)) + 1 : js + (n & ~(kKeyTile - 1));   // end of the blocks
   const int64_t kstride = tiled ? kKeyTile : S;                         // K row d -> row d + 1
-  const int64_t ahead = tiled ? 2 * kKeyTile * D : kPrefetchKeys;
+  const int64_t ahead = tiled ? 2 * kKeyTile * (D + P) : kPrefetchKeys;
   float* sc[m];                                                         // sc[i][j - lo]: row i, key j
   for (int i = 0; i < m; ++i) sc[i] = scratch + i * (n + kScratchPad) + (lo - js);
   for (int64_t j = js; j < je; j += kKeyTile) {
-    const KV* kt = kg + (tiled ? j * D : j);                            // key j, component 0
+    const KV* kt = kg + (tiled ? j * (D + P) : j);                      // key j, component 0
     v8f s0[m], s1[m];
     for (int i = 0; i < m; ++i) s0[i] = s1[i] = v8f{};
     for (int64_t d = 0; d < D; ++d) {
@@ -87,12 +107,21 @@ inline void span_fixed(const float* const* q, float* const* acc, const KV* kg,
         s1[i] += qd * k1;
       }
     }
+    if constexpr (P > 0) {                                              // int8: x the keys' scales
+      float ks[kKeyTile];
+      std::memcpy(ks, kt + D * kKeyTile, sizeof ks);
+      const v8f k0 = load8(ks), k1 = load8(ks + 8);
+      for (int i = 0; i < m; ++i) {
+        s0[i] *= k0;
+        s1[i] *= k1;
+      }
+    }
     for (int i = 0; i < m; ++i) {
       store8(sc[i] + (j - lo), s0[i]);
       store8(sc[i] + (j - lo) + 8, s1[i]);
     }
   }
-  for (int64_t j = je; j <= hi; ++j) {                                 // transposed: the last < 16 keys
+  for (int64_t j = je; j <= hi && P == 0; ++j) {                      // transposed: the last < 16 keys
     for (int i = 0; i < m; ++i) sc[i][j - lo] = 0.0f;
     for (int64_t d = 0; d < D; ++d) {
       const float k = load1(kg + k_offset(d, j, D, S, tiled));
@@ -128,20 +157,25 @@ inline void span_fixed(const float* const* q, float* const* acc, const KV* kg,
       sum += s[j];
     }
     stats[i] = SpanStats{mx, sum};
+    if constexpr (P > 0) {                                              // int8: e_j x value j's scale
+      const KV* vs = vg + lo * (D + P) + D;
+      for (int64_t j = 0; j < n; ++j) s[j] *= scale_at(vs + j * (D + P));
+    }
   }
 
   // acc_i = sum_j e_i[j] V[lo + j, :], kPass vectors (32 components; 16 for 4 rows, so the m x kPass
   // accumulators, m weights and a V vector fit in the 16 registers of AVX2) per pass, V rows read once
   // for all rows
   constexpr int kPass = m <= 3 ? 4 : 2;
-  const KV* vb = vg + lo * D;
+  const KV* vb = vg + lo * (D + P);
+  const int64_t vstride = D + P;                                        // V row j -> j + 1
   int64_t d0 = 0;
   for (; d0 + 8 * kPass <= D; d0 += 8 * kPass) {
     v8f a[m][kPass];
     for (int i = 0; i < m; ++i)
       for (int c = 0; c < kPass; ++c) a[i][c] = v8f{};
     for (int64_t j = 0; j < n; ++j) {
-      const KV* vr = vb + j * D + d0;
+      const KV* vr = vb + j * vstride + d0;
       v8f p[m];
       for (int i = 0; i < m; ++i) p[i] = splat8_on<kF16C>(sc[i][j]);
       for (int c = 0; c < kPass; ++c) {
@@ -155,7 +189,7 @@ inline void span_fixed(const float* const* q, float* const* acc, const KV* kg,
   for (; d0 + 8 <= D; d0 += 8) {
     v8f a[m] = {};
     for (int64_t j = 0; j < n; ++j) {
-      const v8f v = load8_kv<kF16C>(vb + j * D + d0);
+      const v8f v = load8_kv<kF16C>(vb + j * vstride + d0);
       for (int i = 0; i < m; ++i) a[i] += splat8_on<kF16C>(sc[i][j]) * v;
     }
     for (int i = 0; i < m; ++i) store8(acc[i] + d0, a[i]);
@@ -163,7 +197,7 @@ inline void span_fixed(const float* const* q, float* const* acc, const KV* kg,
   for (; d0 < D; ++d0) {
     for (int i = 0; i < m; ++i) {
       float a = 0.0f;
-      for (int64_t j = 0; j < n; ++j) a += sc[i][j] * load1(vb + j * D + d0);
+      for (int64_t j = 0; j < n; ++j) a += sc[i][j] * load1(vb + j * vstride + d0);
       acc[i][d0] = a;
     }
   }

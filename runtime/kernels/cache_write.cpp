@@ -7,15 +7,20 @@
 //   k_cache    [H_kv, S/16, D, 16]    float32 or float16 (binary16 bits), written in place: K key-tiled
 //              or [H_kv, D, S]        (tiles of 16 keys; see sdpa_cached.cpp) or transposed (older bundles)
 //   v_cache    [H_kv, S, D]           same dtype as k_cache, written in place
+//              int8 caches: K [H_kv, S/16, D + 4, 16], V [H_kv, S, D + 4]: each key's and value row's D values
+//              quantized symmetrically (scale = max|x| / 127, q = round-half-even(x / scale)), the float32
+//              scale in the row's 4 extra bytes (attend_row.h CacheRows)
 //   input_pos  [T] int64              slot of token t (each in [0, S))
 //   out        [1] float32            a dummy result (0): ExecuTorch's out-variant convention for an op
 //                                     whose effect is the mutation (as llama::update_cache)
 // float16 caches get round-to-nearest-even conversion, the same bits as torch's .to(torch.float16) (F16C on
-// x86-64: NaN payloads aside).
+// x86-64: NaN payloads aside); int8 caches the same bytes as sdpa_op.py's quantize_rows_int8.
 // Python op and reference: compilers/executorch/sdpa_op.py (SdpaKVCache.update_tokens).
 #include <executorch/extension/kernel_util/make_boxed_from_unboxed_functor.h>
 #include <executorch/runtime/kernel/kernel_includes.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -103,6 +108,38 @@ void write_rows(const float* k, const float* v, int64_t ld, KV* kc, KV* vc, cons
   }
 }
 
+// x [D] -> q[d * stride] int8 with x ~ q * scale; returns scale = max|x| / 127 (0 for an all-zero row). The division
+// and the rounding (half to even: + 1.5 * 2^23 and back, exact for |x / scale| <= 127) are torch's
+// round(x / scale), so the bytes equal the Python reference's.
+inline float quantize_row_int8(const float* x, int8_t* q, int64_t stride, int64_t D) {
+  float amax = 0.0f;
+  for (int64_t d = 0; d < D; ++d) amax = std::max(amax, std::fabs(x[d]));
+  const float scale = amax / 127.0f, div = scale > 0.0f ? scale : 1.0f;
+  for (int64_t d = 0; d < D; ++d) {
+    const float r = (x[d] / div + 12582912.0f) - 12582912.0f;
+    q[d * stride] = static_cast<int8_t>(std::clamp(r, -127.0f, 127.0f));
+  }
+  return scale;
+}
+
+// write_rows for int8 caches: key p of head g -> column p % 16 of its tile (component rows, then the scale
+// at byte D*16 + 4 * (p % 16)), value -> row p (the scale at byte D).
+void write_rows_int8(const float* k, const float* v, int64_t ld, int8_t* kc, int8_t* vc, const int64_t* pos,
+                     int64_t T, int64_t Hkv, int64_t D, int64_t S) {
+  constexpr int64_t P = CacheRows<int8_t>::kScale;
+  for (int64_t t = 0; t < T; ++t) {
+    const int64_t p = pos[t], tile = p / kKeyTile, col = p % kKeyTile;
+    for (int64_t g = 0; g < Hkv; ++g) {
+      int8_t* kt = kc + g * (D + P) * S + tile * kKeyTile * (D + P);   // tile [D + 4, 16]
+      const float ks = quantize_row_int8(k + t * ld + g * D, kt + col, kKeyTile, D);
+      std::memcpy(kt + D * kKeyTile + 4 * col, &ks, sizeof ks);
+      int8_t* vrow = vc + (g * S + p) * (D + P);
+      const float vs = quantize_row_int8(v + t * ld + g * D, vrow, 1, D);
+      std::memcpy(vrow + D, &vs, sizeof vs);
+    }
+  }
+}
+
 Tensor& cache_write_out(KernelRuntimeContext& ctx, const Tensor& k, const Tensor& v, Tensor& k_cache,
                         Tensor& v_cache, const Tensor& input_pos, Tensor& out) {
   const ScalarType kv = k_cache.scalar_type();
@@ -111,18 +148,20 @@ Tensor& cache_write_out(KernelRuntimeContext& ctx, const Tensor& k, const Tensor
                       InvalidArgument, out,
                       "cache_write: expected k/v [T,H_kv,D], k_cache [H_kv,S/16,D,16] or [H_kv,D,S], v_cache 3-D, input_pos [T]");
   ET_KERNEL_CHECK_MSG(ctx, k.scalar_type() == ScalarType::Float && v.scalar_type() == ScalarType::Float &&
-                               (kv == ScalarType::Float || kv == ScalarType::Half) && v_cache.scalar_type() == kv &&
+                               (kv == ScalarType::Float || kv == ScalarType::Half || kv == ScalarType::Char) &&
+                               v_cache.scalar_type() == kv &&
                                input_pos.scalar_type() == ScalarType::Long && out.scalar_type() == ScalarType::Float,
                       InvalidArgument, out,
-                      "cache_write: float32 k/v/out, float32 or float16 caches (alike), int64 input_pos");
+                      "cache_write: float32 k/v/out, float32, float16 or int8 caches (alike), int64 input_pos");
   const int64_t T = k.size(0), Hkv = k.size(1), D = k.size(2);
   const KGeometry kgeo = k_geometry(k_cache);
   const int64_t S = kgeo.S;
   ET_KERNEL_CHECK_MSG(ctx, v.size(0) == T && v.size(1) == Hkv && v.size(2) == D && k_cache.size(0) == Hkv &&
                                kgeo.D == D && v_cache.size(0) == Hkv && v_cache.size(1) == S &&
-                               v_cache.size(2) == D && input_pos.numel() == T,
+                               v_cache.size(2) == D + scale_elems(v_cache) && input_pos.numel() == T,
                       InvalidArgument, out,
-                      "cache_write: shapes disagree (k/v [T,H_kv,D], k_cache [H_kv,S/16,D,16] or [H_kv,D,S], v_cache [H_kv,S,D])");
+                      "cache_write: shapes disagree (k/v [T,H_kv,D], k_cache [H_kv,S/16,D,16] or [H_kv,D,S], v_cache [H_kv,S,D]; "
+                      "int8: D + 4)");
   const int64_t* pos = input_pos.const_data_ptr<int64_t>();
   for (int64_t t = 0; t < T; ++t)
     ET_KERNEL_CHECK_MSG(ctx, pos[t] >= 0 && pos[t] < S, InvalidArgument, out, "cache_write: input_pos outside the cache");
@@ -137,7 +176,10 @@ void write_cache_rows(const float* k, const float* v, int64_t ld, Tensor& k_cach
                       const int64_t* pos, int64_t T) {
   const KGeometry kgeo = k_geometry(k_cache);
   const int64_t Hkv = k_cache.size(0), D = kgeo.D, S = kgeo.S;
-  if (k_cache.scalar_type() == ScalarType::Half) {
+  if (is_int8_cache(k_cache)) {
+    write_rows_int8(k, v, ld, static_cast<int8_t*>(k_cache.mutable_data_ptr()),
+                    static_cast<int8_t*>(v_cache.mutable_data_ptr()), pos, T, Hkv, D, S);
+  } else if (k_cache.scalar_type() == ScalarType::Half) {
     auto put = put_row<uint16_t>;
 #if defined(EDGESLM_X86_AVX2)
     if (cpu_has_avx2()) put = put_row_f16c;

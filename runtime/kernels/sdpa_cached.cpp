@@ -5,12 +5,14 @@
 // every call (S = max_seq_len, e.g. 2048) and the mask add runs over all of them too; this kernel reads
 // only the L = max(input_pos) + 1 slots that hold tokens, so decode cost follows the real length.
 //
-// Shapes (float32 except the caches, which may be float16; batch 1; the layout of sdk/models/attention.py):
+// Shapes (float32 except the caches, which may be float16 or int8; batch 1; the layout of sdk/models/attention.py):
 //   q         [H_kv, R, D]   query rows of each KV head, already scaled; row r*T + t = query head
 //                            g*rep + r at position input_pos[t] (R = rep*T)
 //   k_cache   [H_kv, S/16, D, 16]  K key-tiled: tiles of 16 keys, each tile's [D, 16] block contiguous
 //             (what exports write), or [H_kv, D, S]: K transposed (bundles before the tiled layout)
 //   v_cache   [H_kv, S, D]
+//             int8 caches: K [H_kv, S/16, D + 4, 16], V [H_kv, S, D + 4], each key's and value row's float32
+//             scale in the extra 4 bytes (attend_row.h CacheRows; written by cache_rows.h)
 //   mask      [R, S]         additive mask (0 / -inf): causal and sliding-window visibility per row
 //   input_pos [T] int64      positions of the T new tokens (already written into the caches)
 //   softcap   float          > 0: scores = tanh(scores / softcap) * softcap (Gemma 2); 0: none
@@ -61,17 +63,19 @@ int64_t checked_length(KernelRuntimeContext& ctx, const Tensor& q, const Tensor&
                       InvalidArgument, 0,
                       "sdpa_cached: expected q/v 3-D, k [H_kv,S/16,D,16] or [H_kv,D,S], mask 2-D, input_pos 1-D");
   const ScalarType kv = k_cache.scalar_type();
-  ET_KERNEL_CHECK_MSG(ctx, q.scalar_type() == ScalarType::Float && (kv == ScalarType::Float || kv == ScalarType::Half) &&
+  ET_KERNEL_CHECK_MSG(ctx, q.scalar_type() == ScalarType::Float &&
+                               (kv == ScalarType::Float || kv == ScalarType::Half || kv == ScalarType::Char) &&
                                v_cache.scalar_type() == kv && mask.scalar_type() == ScalarType::Float &&
                                input_pos.scalar_type() == ScalarType::Long,
                       InvalidArgument, 0,
-                      "sdpa_cached: float32 q/mask, float32 or float16 k/v caches (both alike), int64 input_pos only");
+                      "sdpa_cached: float32 q/mask, float32, float16 or int8 k/v caches (both alike), int64 input_pos only");
   const KGeometry kgeo = k_geometry(k_cache);
   const int64_t D = kgeo.D, S = kgeo.S;
   ET_KERNEL_CHECK_MSG(ctx, q.size(2) == D && v_cache.size(0) == k_cache.size(0) && v_cache.size(1) == S &&
-                               v_cache.size(2) == D && mask.size(1) == S && input_pos.numel() > 0,
+                               v_cache.size(2) == D + scale_elems(v_cache) && mask.size(1) == S && input_pos.numel() > 0,
                       InvalidArgument, 0,
-                      "sdpa_cached: shapes disagree (k [H_kv,S/16,D,16] or [H_kv,D,S], v [H_kv,S,D], mask [*,S])");
+                      "sdpa_cached: shapes disagree (k [H_kv,S/16,D,16] or [H_kv,D,S], v [H_kv,S,D], int8: D + 4 for "
+                      "the scales; mask [*,S])");
   const int64_t* pos = input_pos.const_data_ptr<int64_t>();
   int64_t last = 0;
   for (int64_t t = 0; t < input_pos.numel(); ++t) last = std::max(last, pos[t]);
@@ -112,7 +116,7 @@ int64_t span_start(int64_t c, int64_t spans, int64_t L) {
 template <typename KV, typename UnitOf>
 bool run_units(int64_t units, int64_t rows_per_unit, int64_t L, KGeometry kgeo, const float* qp,
                const KV* kp, const KV* vp, const float* mp, float cap, float* op, UnitOf unit_of) {
-  const int64_t D = kgeo.D, S = kgeo.S;
+  const int64_t D = kgeo.D, S = kgeo.S, P = CacheRows<KV>::kScale;   // P: int8 scale bytes per row
   const int64_t per_unit = std::max<int64_t>(1, 2 * L * D * rows_per_unit);
   const bool small = units * per_unit < 64 * 1024;
   const int64_t spans = small ? 1 : spans_per_unit(units, L);
@@ -134,8 +138,8 @@ bool run_units(int64_t units, int64_t rows_per_unit, int64_t L, KGeometry kgeo, 
           os[i] = spans > 1 ? partial.data() + ((u * spans + c) * rows_per_unit + r0 + i) * D
                             : op + (x.orow0 + (r0 + i) * x.stride) * D;
         }
-        const KV* kg = kp + x.g * D * S;
-        const KV* vg = vp + x.g * S * D;
+        const KV* kg = kp + x.g * (D + P) * S;
+        const KV* vg = vp + x.g * S * (D + P);
         const float* mrow = mp + x.mrow * S;
         if (spans == 1) {
           attend_rows(qs, os, mm, kg, vg, mrow, D, S, L, cap, scratch.data(), kgeo.tiled);
@@ -169,7 +173,7 @@ bool run_units(int64_t units, int64_t rows_per_unit, int64_t L, KGeometry kgeo, 
   return true;
 }
 
-// run_units with the caches' element type: float32, or float16 (binary16 bits, math in float32).
+// run_units with the caches' element type: float32, float16 (binary16 bits) or int8 (+ scales); math in float32.
 template <typename UnitOf>
 bool run_units_any(const Tensor& k_cache, const Tensor& v_cache, int64_t units, int64_t rows_per_unit, int64_t L,
                    const Tensor& q, const Tensor& mask, double softcap, Tensor& out, UnitOf unit_of) {
@@ -178,6 +182,9 @@ bool run_units_any(const Tensor& k_cache, const Tensor& v_cache, int64_t units, 
   const float* mp = mask.const_data_ptr<float>();
   float* op = out.mutable_data_ptr<float>();
   const float cap = static_cast<float>(softcap);
+  if (k_cache.scalar_type() == ScalarType::Char)
+    return run_units(units, rows_per_unit, L, kgeo, qp, static_cast<const int8_t*>(k_cache.const_data_ptr()),
+                     static_cast<const int8_t*>(v_cache.const_data_ptr()), mp, cap, op, unit_of);
   if (k_cache.scalar_type() == ScalarType::Half)
     return run_units(units, rows_per_unit, L, kgeo, qp, static_cast<const uint16_t*>(k_cache.const_data_ptr()),
                      static_cast<const uint16_t*>(v_cache.const_data_ptr()), mp, cap, op, unit_of);

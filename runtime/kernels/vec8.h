@@ -64,6 +64,7 @@ inline float half_to_float(uint16_t h) {
 
 inline float load1(const float* p) { return *p; }
 inline float load1(const uint16_t* p) { return half_to_float(*p); }
+inline float load1(const int8_t* p) { return *p; }   // int8 caches: the value before its row's scale
 
 // 8 cache values -> 8 floats: float32 as they are; float16 (bits) with kF16C = the x86 instruction (only
 // inside EDGESLM_X86_AVX2 functions), otherwise FCVTL on arm64 and bit arithmetic elsewhere.
@@ -86,6 +87,26 @@ inline v8f load8_kv(const uint16_t* p) {
 #endif
 }
 
+// 8 int8 cache values -> 8 floats (their row's scale applied by the caller): vpmovsxbd + vcvtdq2ps inside
+// EDGESLM_X86_AVX2 functions (kF16C), sxtl + scvtf on arm64, lane by lane elsewhere.
+typedef int8_t v8b __attribute__((vector_size(8)));
+template <bool kF16C>
+inline v8f load8_kv(const int8_t* p) {
+#if defined(__aarch64__)
+  const int16x8_t w = vmovl_s8(vld1_s8(p));
+  const float32x4_t a = vcvtq_f32_s32(vmovl_s16(vget_low_s16(w)));
+  const float32x4_t b = vcvtq_f32_s32(vmovl_s16(vget_high_s16(w)));
+  v8f v;
+  std::memcpy(&v, &a, 16);
+  std::memcpy(reinterpret_cast<char*>(&v) + 16, &b, 16);
+  return v;
+#else
+  v8b b;
+  std::memcpy(&b, p, sizeof b);
+  return __builtin_convertvector(b, v8f);   // GCC 12 converts lane by lane here: x86 uses the intrinsics below
+#endif
+}
+
 // splat8 inside EDGESLM_X86_AVX2 functions (kAvx2 = true): GCC 12 turns a vector-extension splat inlined
 // there into eight lane inserts (vinsertps), not one vbroadcastss, so that one is the intrinsic.
 template <bool kAvx2>
@@ -95,6 +116,14 @@ inline v8f splat8_on(float x) { return splat8(x); }
 template <>
 EDGESLM_X86_AVX2 inline v8f load8_kv<true>(const uint16_t* p) {
   const __m256 f = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  v8f v;
+  std::memcpy(&v, &f, sizeof v);
+  return v;
+}
+
+template <>
+EDGESLM_X86_AVX2 inline v8f load8_kv<true>(const int8_t* p) {
+  const __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
   v8f v;
   std::memcpy(&v, &f, sizeof v);
   return v;

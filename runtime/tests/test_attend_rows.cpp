@@ -1,11 +1,12 @@
 // runtime/kernels/attend_row.h against a double-precision reference: head sizes that exercise the
 // 32-, 16-, 8- and 1-component paths, 1..4 rows per call, lengths around the 8- and 16-key blocks,
-// sliding-window bands with -inf holes (starting inside a key tile), soft-capping; float32 and float16
-// caches; K key-tiled and transposed; one span and split spans (not on tile boundaries) merged
+// sliding-window bands with -inf holes (starting inside a key tile), soft-capping; float32, float16 and
+// int8 caches (a scale per key and value row in the rows' extra bytes); K key-tiled and transposed; one span and split spans (not on tile boundaries) merged
 // (merge_spans). Also vec8.h's float16 conversion for all 65536 bit patterns. Prints "all checks passed"
 // (run by tests/test_sdpa_kernel.py).
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -84,8 +85,28 @@ double run_case(int64_t D, int64_t L, int m, int variant, int spans, bool tiled,
   for (auto& x : q) x = normal(gen) / 4;
   for (auto& x : k) x = normal(gen);
   for (auto& x : v) x = normal(gen);
-  std::vector<KV> kc(D * S), vc(S * D);   // k [D, S] as the reference reads it -> kc in the kernel's layout
-  for (size_t i = 0; i < k.size(); ++i) {
+  constexpr int64_t P = CacheRows<KV>::kScale;   // int8: 4 scale bytes per key and value row
+  std::vector<KV> kc((D + P) * S), vc(S * (D + P));   // k [D, S] as the reference reads it -> kc in the kernel's layout
+  for (int64_t j = 0; j < S && P > 0; ++j) {     // int8: key j and value row j quantized with their own scale
+    float ka = 0.0f, va = 0.0f;
+    for (int64_t d = 0; d < D; ++d) {
+      ka = std::max(ka, std::fabs(k[d * S + j]));
+      va = std::max(va, std::fabs(v[j * D + d]));
+    }
+    const float ks = ka / 127, vs = va / 127;
+    KV* tile = kc.data() + (j / kKeyTile) * kKeyTile * (D + P);
+    for (int64_t d = 0; d < D; ++d) {
+      const auto qk = static_cast<int8_t>(std::nearbyint(k[d * S + j] / ks));
+      const auto qv = static_cast<int8_t>(std::nearbyint(v[j * D + d] / vs));
+      tile[d * kKeyTile + j % kKeyTile] = static_cast<KV>(qk);
+      vc[j * (D + P) + d] = static_cast<KV>(qv);
+      k[d * S + j] = qk * ks;                                // the reference sees the stored values
+      v[j * D + d] = qv * vs;
+    }
+    std::memcpy(tile + D * kKeyTile + 4 * (j % kKeyTile), &ks, sizeof ks);
+    std::memcpy(vc.data() + j * (D + P) + D, &vs, sizeof vs);
+  }
+  for (size_t i = 0; i < k.size() && P == 0; ++i) {
     const int64_t d = static_cast<int64_t>(i) / S, j = static_cast<int64_t>(i) % S;
     KV& kx = kc[k_offset(d, j, D, S, tiled)];
     if constexpr (sizeof(KV) == 2) {
@@ -153,7 +174,7 @@ double run_case(int64_t D, int64_t L, int m, int variant, int spans, bool tiled,
       worst = std::max(worst, err);
       if (!(err < 2e-5)) {
         std::printf("FAIL %s %s D=%ld L=%ld m=%d variant=%d spans=%d row=%d d=%ld: got %.7f want %.7f\n",
-                    sizeof(KV) == 2 ? "f16" : "f32", tiled ? "tiled" : "transposed", (long)D, (long)L, m, variant,
+                    sizeof(KV) == 2 ? "f16" : sizeof(KV) == 1 ? "int8" : "f32", tiled ? "tiled" : "transposed", (long)D, (long)L, m, variant,
                     spans, i, (long)d,
                     out[i * D + d], want);
         return -1.0;
@@ -170,16 +191,17 @@ int main() {
   std::mt19937 gen(1);
   double worst = 0.0;
   int cases = 0;
-  for (int layout = 0; layout < 4; ++layout) {   // float32/float16 x transposed/tiled K
-    const bool half = layout & 1, tiled = layout & 2;
+  for (int layout = 0; layout < 5; ++layout) {   // float32/float16 x transposed/tiled K; 4: int8 tiled
+    const bool half = layout & 1, tiled = layout & 2 || layout == 4;
     for (int64_t D : {16, 40, 64, 80, 128}) {
       for (int64_t L : {1, 7, 8, 9, 17, 148, 600}) {
         for (int m = 1; m <= 4; ++m) {
           for (int variant = 0; variant < 3; ++variant) {   // 0 causal prefix, 1 window band + hole, 2 softcap
             for (int spans : {1, 3, 8}) {
               if (spans > L) continue;
-              const double w = half ? run_case<uint16_t>(D, L, m, variant, spans, tiled, gen)
-                                    : run_case<float>(D, L, m, variant, spans, tiled, gen);
+              const double w = layout == 4 ? run_case<int8_t>(D, L, m, variant, spans, tiled, gen)
+                               : half ? run_case<uint16_t>(D, L, m, variant, spans, tiled, gen)
+                                      : run_case<float>(D, L, m, variant, spans, tiled, gen);
               if (w < 0) return 1;
               worst = std::max(worst, w);
               ++cases;

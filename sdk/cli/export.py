@@ -16,6 +16,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--target", default="host", help=f"one of: {', '.join(sorted(TARGETS))}")
     parser.add_argument("--quant", default="fp32", help=f"recipe: {', '.join(RECIPES)} or a recipe .json file")
     parser.add_argument("--max-seq-len", type=int, default=None, help="context of the bundle (default: min(model, 2048))")
+    parser.add_argument("--kv-cache", default=None, choices=["float16", "float32", "int8"],
+                        help="ExecuTorch: the attention cache's dtype (default float16 for int4/int8, float32 for "
+                             "fp32; int8 = a float32 scale per key and value row, ~half of float16's bytes)")
     parser.add_argument("-o", "--out", required=True, help="bundle directory to write")
     parser.add_argument("--force", action="store_true", help="replace OUT if it exists")
     parser.add_argument("--example-inputs", default=None, metavar="SPEC",
@@ -29,8 +32,16 @@ def run(args) -> int:
     from edgeslm.anymodel.factory import is_factory_spec
     if is_factory_spec(args.checkpoint):
         return _run_module(args)
+    options = {}
+    if args.kv_cache:
+        if args.backend != "executorch":
+            from edgeslm.errors import EdgeSLMError
+            raise EdgeSLMError(f"--kv-cache is an option of the executorch backend, not {args.backend}",
+                               fix="drop --kv-cache or pass --backend executorch")
+        options["kv_cache"] = args.kv_cache
     bundle = api.export(args.checkpoint, out=args.out, backend=args.backend, target=args.target, quant=args.quant,
-                        max_seq_len=args.max_seq_len, force=args.force, progress=not (args.quiet or args.json))
+                        max_seq_len=args.max_seq_len, force=args.force, progress=not (args.quiet or args.json),
+                        backend_options=options)
     m = bundle.manifest
     if args.json:
         print_json(dict(m, path=str(bundle.path)))
