@@ -113,9 +113,10 @@ int64_t span_start(int64_t c, int64_t spans, int64_t L) {
 // kMaxRows rows per call, each unit over `spans` key spans of [0, L). Small calls (below ~64K
 // multiply-adds: a decode step over a short context) run on the calling thread: waking the pool costs
 // more than the work.
+// mask_stride: the mask's row length (the cache's S; kgeo.S may be a dequantized copy's).
 template <typename KV, typename UnitOf>
-bool run_units(int64_t units, int64_t rows_per_unit, int64_t L, KGeometry kgeo, const float* qp,
-               const KV* kp, const KV* vp, const float* mp, float cap, float* op, UnitOf unit_of) {
+bool run_units(int64_t units, int64_t rows_per_unit, int64_t L, KGeometry kgeo, int64_t mask_stride,
+               const float* qp, const KV* kp, const KV* vp, const float* mp, float cap, float* op, UnitOf unit_of) {
   const int64_t D = kgeo.D, S = kgeo.S, P = CacheRows<KV>::kScale;   // P: int8 scale bytes per row
   const int64_t per_unit = std::max<int64_t>(1, 2 * L * D * rows_per_unit);
   const bool small = units * per_unit < 64 * 1024;
@@ -140,7 +141,7 @@ bool run_units(int64_t units, int64_t rows_per_unit, int64_t L, KGeometry kgeo, 
         }
         const KV* kg = kp + x.g * (D + P) * S;
         const KV* vg = vp + x.g * S * (D + P);
-        const float* mrow = mp + x.mrow * S;
+        const float* mrow = mp + x.mrow * mask_stride;
         if (spans == 1) {
           attend_rows(qs, os, mm, kg, vg, mrow, D, S, L, cap, scratch.data(), kgeo.tiled);
         } else {
@@ -173,22 +174,57 @@ bool run_units(int64_t units, int64_t rows_per_unit, int64_t L, KGeometry kgeo, 
   return true;
 }
 
+// Slots [0, Lp) (Lp a multiple of 16) of int8 caches kc [H_kv, S/16, D + 4, 16], vc [H_kv, S, D + 4] ->
+// float32 kf [H_kv, Lp/16, D, 16] (key-tiled) and vf [H_kv, Lp, D], each value times its row's scale.
+void dequantize_prefix(const int8_t* kc, const int8_t* vc, int64_t Hkv, int64_t D, int64_t S, int64_t Lp, float* kf,
+                       float* vf) {
+  constexpr int64_t P = CacheRows<int8_t>::kScale;
+  for (int64_t g = 0; g < Hkv; ++g) {
+    for (int64_t t = 0; t < Lp / kKeyTile; ++t) {
+      const int8_t* src = kc + g * (D + P) * S + t * kKeyTile * (D + P);
+      float* dst = kf + g * D * Lp + t * kKeyTile * D;
+      float scale[kKeyTile];
+      std::memcpy(scale, src + D * kKeyTile, sizeof scale);
+      for (int64_t d = 0; d < D; ++d)
+        for (int64_t c = 0; c < kKeyTile; ++c) dst[d * kKeyTile + c] = src[d * kKeyTile + c] * scale[c];
+    }
+    for (int64_t j = 0; j < Lp; ++j) {
+      const int8_t* row = vc + (g * S + j) * (D + P);
+      const float scale = scale_at(row + D);
+      for (int64_t d = 0; d < D; ++d) vf[(g * Lp + j) * D + d] = row[d] * scale;
+    }
+  }
+}
+
+// A call with at least this many tokens over an int8 cache (a prefill chunk) attends float32 copies of the
+// filled slots: each token's rows read every key again, so converting once beats converting per token
+// (a decode step reads the int8 bytes as they are: there the bytes read are what costs).
+constexpr int64_t kDequantizeTokens = 8;
+
 // run_units with the caches' element type: float32, float16 (binary16 bits) or int8 (+ scales); math in float32.
 template <typename UnitOf>
 bool run_units_any(const Tensor& k_cache, const Tensor& v_cache, int64_t units, int64_t rows_per_unit, int64_t L,
-                   const Tensor& q, const Tensor& mask, double softcap, Tensor& out, UnitOf unit_of) {
+                   int64_t tokens, const Tensor& q, const Tensor& mask, double softcap, Tensor& out, UnitOf unit_of) {
   const KGeometry kgeo = k_geometry(k_cache);
   const float* qp = q.const_data_ptr<float>();
   const float* mp = mask.const_data_ptr<float>();
   float* op = out.mutable_data_ptr<float>();
   const float cap = static_cast<float>(softcap);
-  if (k_cache.scalar_type() == ScalarType::Char)
-    return run_units(units, rows_per_unit, L, kgeo, qp, static_cast<const int8_t*>(k_cache.const_data_ptr()),
-                     static_cast<const int8_t*>(v_cache.const_data_ptr()), mp, cap, op, unit_of);
+  const int64_t S = kgeo.S;
+  if (k_cache.scalar_type() == ScalarType::Char) {
+    const auto* kp = static_cast<const int8_t*>(k_cache.const_data_ptr());
+    const auto* vp = static_cast<const int8_t*>(v_cache.const_data_ptr());
+    if (tokens < kDequantizeTokens) return run_units(units, rows_per_unit, L, kgeo, S, qp, kp, vp, mp, cap, op, unit_of);
+    const int64_t Hkv = k_cache.size(0), D = kgeo.D, Lp = (L + kKeyTile - 1) / kKeyTile * kKeyTile;
+    std::vector<float> kf(static_cast<size_t>(Hkv * Lp * D)), vf(static_cast<size_t>(Hkv * Lp * D));
+    dequantize_prefix(kp, vp, Hkv, D, S, Lp, kf.data(), vf.data());
+    return run_units(units, rows_per_unit, L, KGeometry{D, Lp, true}, S, qp, kf.data(), vf.data(), mp, cap, op,
+                     unit_of);
+  }
   if (k_cache.scalar_type() == ScalarType::Half)
-    return run_units(units, rows_per_unit, L, kgeo, qp, static_cast<const uint16_t*>(k_cache.const_data_ptr()),
+    return run_units(units, rows_per_unit, L, kgeo, S, qp, static_cast<const uint16_t*>(k_cache.const_data_ptr()),
                      static_cast<const uint16_t*>(v_cache.const_data_ptr()), mp, cap, op, unit_of);
-  return run_units(units, rows_per_unit, L, kgeo, qp, k_cache.const_data_ptr<float>(),
+  return run_units(units, rows_per_unit, L, kgeo, S, qp, k_cache.const_data_ptr<float>(),
                    v_cache.const_data_ptr<float>(), mp, cap, op, unit_of);
 }
 
@@ -204,7 +240,7 @@ Tensor& sdpa_cached_out(KernelRuntimeContext& ctx, const Tensor& q, const Tensor
   ET_KERNEL_CHECK_MSG(ctx, k_cache.size(0) == H && mask.size(0) == R, InvalidArgument, out,
                       "sdpa_cached: shapes disagree (q [H_kv,R,D], mask [R,S])");
   ET_KERNEL_CHECK(ctx, executorch::runtime::resize_tensor(out, q.sizes()) == Error::Ok, InvalidArgument, out);
-  const bool ok = run_units_any(k_cache, v_cache, H * R, 1, L, q, mask, softcap, out,
+  const bool ok = run_units_any(k_cache, v_cache, H * R, 1, L, input_pos.numel(), q, mask, softcap, out,
                                 [R](int64_t row) { return Unit{row / R, row % R, row, row, 0, 1}; });
   ET_KERNEL_CHECK_MSG(ctx, ok, Internal, out, "sdpa_cached: parallel_for failed");
   return out;
@@ -225,7 +261,7 @@ Tensor& sdpa_cached_tokens_out(KernelRuntimeContext& ctx, const Tensor& q, const
   ET_KERNEL_CHECK(ctx, executorch::runtime::resize_tensor(out, {sizes, 3}) == Error::Ok, InvalidArgument, out);
   const int64_t rep = H / Hkv;
   // unit (t, g): the rep query heads g*rep .. g*rep + rep-1 of token t, contiguous rows of q
-  const bool ok = run_units_any(k_cache, v_cache, T * Hkv, rep, L, q, mask, softcap, out,
+  const bool ok = run_units_any(k_cache, v_cache, T * Hkv, rep, L, T, q, mask, softcap, out,
                                 [H, Hkv, rep](int64_t u) {
                                   const int64_t t = u / Hkv, g = u % Hkv;
                                   return Unit{g, t, t * H + g * rep, t * H + g * rep, 1, rep};
@@ -254,7 +290,7 @@ Tensor& attend_qkv_out(KernelRuntimeContext& ctx, const Tensor& qkv, Tensor& k_c
   write_cache_rows(rows + H * D, rows + (H + Hkv) * D, W * D, k_cache, v_cache, input_pos.const_data_ptr<int64_t>(), T);
   const int64_t rep = H / Hkv;
   // unit (t, g): query heads g*rep .. g*rep + rep-1 of token t (qkv row t*W + h) -> out row t*H + h
-  const bool ok = run_units_any(k_cache, v_cache, T * Hkv, rep, L, qkv, mask, softcap, out,
+  const bool ok = run_units_any(k_cache, v_cache, T * Hkv, rep, L, T, qkv, mask, softcap, out,
                                 [H, Hkv, W, rep](int64_t u) {
                                   const int64_t t = u / Hkv, g = u % Hkv;
                                   return Unit{g, t, t * W + g * rep, t * H + g * rep, 1, rep};
