@@ -173,8 +173,10 @@ inline void span_fixed(const float* const* q, float* const* acc, const KV* kg,
 
   // acc_i = sum_j e_i[j] V[lo + j, :], kPass vectors (32 components; 16 for 4 rows, so the m x kPass
   // accumulators, m weights and a V vector fit in the 16 registers of AVX2) per pass, V rows read once
-  // for all rows
-  constexpr int kPass = m <= 3 ? 4 : 2;
+  // for all rows. int8 with 3 rows: 16 too, since its conversion needs a register more (12 accumulators +
+  // 3 + 1 + 1: GCC kept one accumulator on the stack, a store-to-load chain every key; -16% a decode
+  // step's attention, benchmarks/attend_loops.cpp; float16/float32 keep 32: their V rows come from L2).
+  constexpr int kPass = m <= 2 || (m == 3 && P == 0) ? 4 : 2;
   const KV* vb = vg + lo * (D + P);
   const int64_t vstride = D + P;                                        // V row j -> j + 1
   int64_t d0 = 0;
