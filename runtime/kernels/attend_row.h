@@ -61,8 +61,8 @@ struct SpanStats {
 };
 
 // m query rows q[i] [D] (scaled) against one KV head: kg its K (tiled [S/16, D, 16], S a multiple of 16,
-// or transposed [D, S]; int8: tiled [S/16, D + 4, 16] with the scales), vg [S, D] (int8: [S, D + 4]); mrow [S] the rows' shared additive mask; keys [j0, j1); softcap > 0:
-// tanh soft-capping; scratch: m * (j1 - j0 + kScratchPad) floats; acc[i] [D] out.
+// or transposed [D, S]; int8: tiled [S/16, D + 4, 16] with the scales), vg [S, D] (int8: [S, D + 4]);
+// mrow [S] the rows' shared additive mask; keys [j0, j1); softcap > 0: tanh soft-capping; scratch: m * (j1 - j0 + kScratchPad) floats; acc[i] [D] out.
 // Only keys [lo, hi] between the first and last finite mask entries of the span are computed (causal
 // rows of a prefill chunk see a prefix, sliding windows a band); -inf holes inside the band get weight 0.
 template <int m, typename KV, bool kF16C>
@@ -97,7 +97,7 @@ inline void span_fixed(const float* const* q, float* const* acc, const KV* kg,
     const KV* kt = kg + (tiled ? j * (D + P) : j);                      // key j, component 0
     if constexpr (P > 0) {   // int8 (what decode steps read; prefill chunks read float32 copies): the V rows
       // of these keys fetched now for the PV pass below: -9% a decode step's attention over evicted caches
-      // (benchmarks/attend_loops.cpp), +6.5% SmolLM2 int4 decode at 512 tokens; float32 caches gained 7%
+      // (benchmarks/attend_loops.cpp), +5% SmolLM2 int4 decode at 512 tokens; float32 caches gained 7%
       // there but prefill paid more than that, float16 got 15% slower)
       const char* vrows = reinterpret_cast<const char*>(vg + std::max(j, lo) * (D + P));
       const char* vend = reinterpret_cast<const char*>(vg + std::min(j + kKeyTile, hi + 1) * (D + P));

@@ -10,7 +10,8 @@ namespace edgeslm_kernels {
 
 // Token t's keys k[t * ld + g * D + d] and values v[t * ld + g * D + d] (g < H_kv, d < D) into slot pos[t]
 // of k_cache ([H_kv, S/16, D, 16] or [H_kv, D, S]) and v_cache ([H_kv, S, D]), float32 or float16 (round to
-// nearest even), or int8 (K [H_kv, S/16, D + 4, 16], V [H_kv, S, D + 4]: symmetric per row, with its scale). The caller has checked the shapes, dtypes and 0 <= pos[t] < S.
+// nearest even), or int8 (K [H_kv, S/16, D + 4, 16], V [H_kv, S, D + 4]: symmetric per row, with its
+// scale). The caller has checked the shapes, dtypes and 0 <= pos[t] < S.
 void write_cache_rows(const float* k, const float* v, int64_t ld, executorch::aten::Tensor& k_cache,
                       executorch::aten::Tensor& v_cache, const int64_t* pos, int64_t T);
 
