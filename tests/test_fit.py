@@ -157,3 +157,28 @@ def test_parse_size():
     for bad in ("", "-1MB", "12XB", "MB"):
         with pytest.raises(EdgeSLMError):
             parse_size(bad)
+
+
+def test_kv_cache_variants_are_candidates(ckpt, work, tmp_path, capsys):
+    """--kv-caches float16,int8: each ExecuTorch candidate once per KV-cache dtype; the estimate's cache part
+    equals the bytes the exported bundle's caches take (int8: D + 4 bytes a row), both measured."""
+    from edgeslm.bundle import load_bundle
+
+    out = tmp_path / "kv"
+    code = _fit(ckpt, out, work, "--backends", "executorch", "--recipes", "int8", "--kv-caches", "float16,int8",
+                "--max-memory", BUDGET)
+    assert code == 0
+    report = json.loads((out / "fit.json").read_text())
+    rows = {r["candidate"]: r for r in report["candidates"]}
+    assert set(rows) == {"executorch/int8+kv-float16", "executorch/int8+kv-int8"}
+    for kv, row in [("float16", rows["executorch/int8+kv-float16"]), ("int8", rows["executorch/int8+kv-int8"])]:
+        assert row["status"] in ("best", "pass") and row["measured"]["device_status"] == "ok", row
+        meta = load_bundle(row["export"]["path"]).manifest["lowering"]["metadata"]
+        assert meta["kv_cache_dtype"] == kv
+        assert row["estimate"]["parts"]["kv_cache"] == meta["kv_cache_bytes"]
+    assert rows["executorch/int8+kv-int8"]["estimate"]["total_bytes"] < \
+        rows["executorch/int8+kv-float16"]["estimate"]["total_bytes"]
+    capsys.readouterr()
+    assert _fit(ckpt, tmp_path / "bad", work, "--kv-caches", "bfloat16", "--max-memory", BUDGET, "--dry-run") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bfloat16" in err[0] and "fix:" in err[0]

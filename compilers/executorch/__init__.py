@@ -98,6 +98,10 @@ class ExecuTorchCompiler:
             raise Unsupported(f"backend 'executorch' cannot build for target '{target.name}'",
                               fix="choose a CPU target: host, linux-arm64, android-arm64")
         if target.extra.get("executorch_delegate") == "coreml":
+            if kv_cache is not None:
+                raise Unsupported(f"backend option kv_cache={kv_cache!r} does not apply on target '{target.name}': "
+                                  "the Core ML delegate keeps the caches as float16 state",
+                                  fix="drop --kv-cache (or choose a CPU target: host, linux-arm64, android-arm64)")
             from edgeslm.compilers.executorch.coreml_delegate import lower_coreml_pte
             return lower_coreml_pte(model, target, recipe, Path(out), progress)
         if recipe.features:

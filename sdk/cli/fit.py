@@ -1,5 +1,6 @@
 """edgeslm fit CKPT --target T --max-memory SIZE [--min-decode-tps X] [--max-quality-loss KL] [--context N]
-[--device ID] [--farm farm.toml] [--backends B,..] [--recipes R,..] [--work DIR] [--dry-run] -o OUT [--json]
+[--device ID] [--farm farm.toml] [--backends B,..] [--recipes R,..] [--kv-caches D,..] [--work DIR] [--dry-run]
+-o OUT [--json]
 
 Search backend x recipe for the best bundle that fits a device budget (edgeslm.fit.search): estimate the
 memory of every candidate, skip those over the budget without exporting them, export and measure the rest
@@ -40,6 +41,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--farm", default=None, help="farm.toml holding the device (see `edgeslm profile --farm`)")
     parser.add_argument("--backends", default=None, help="comma-separated subset of the target's backends")
     parser.add_argument("--recipes", default=None, help="comma-separated recipes (names or .json files); default all")
+    parser.add_argument("--kv-caches", default=None, metavar="D,..",
+                        help="ExecuTorch: try each candidate with these KV-cache dtypes (float16, float32, int8; "
+                             "default: the backend's own, float16 for int4/int8)")
     parser.add_argument("--work", default=None, metavar="DIR",
                         help="folder for the candidate bundles (default <cache>/fit/<key>); a matching bundle "
                              "there is reused, so a re-run with other bounds does not export again")
@@ -64,7 +68,7 @@ def run(args) -> int:
         report = fit(args.checkpoint, target=args.target, out=args.out, max_memory=args.max_memory,
                      min_decode_tps=args.min_decode_tps, max_quality_loss=args.max_quality_loss,
                      context=args.context, device=args.device, farm=args.farm, backends=_list(args.backends),
-                     recipes=_list(args.recipes), work=args.work, settings=settings, force=args.force,
+                     recipes=_list(args.recipes), kv_caches=_list(args.kv_caches), work=args.work, settings=settings, force=args.force,
                      dry_run=args.dry_run, progress=not (args.quiet or args.json))
     except NothingFits as err:
         if args.json:

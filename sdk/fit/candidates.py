@@ -7,6 +7,8 @@ recipes (or the given names / .json files) -> keep the pairs the compiler accept
 plus the route checks lower() applies on this target (ExecuTorch: no float16/palettization on XNNPACK,
 float16 only through Apple's Core ML delegate; TVM on a Cortex-M: the micro firmware's int8) ->
 Candidate(backend, recipe). Pairs refused for an explicit request are returned with the reason.
+kv_caches (e.g. ["float16", "int8"]): each ExecuTorch candidate on the XNNPACK route once per KV-cache dtype
+(named backend/recipe+kv-DTYPE, exported with backend_options kv_cache); other routes keep their own cache.
 """
 from __future__ import annotations
 
@@ -20,10 +22,11 @@ class Candidate:
     backend: str
     recipe: object           # edgeslm.quant.QuantRecipe
     quant: str               # what export's --quant gets: a built-in name or a recipe .json path
+    kv_cache: str | None = None   # ExecuTorch's KV-cache dtype (backend_options kv_cache); None: its default
 
     @property
     def name(self) -> str:
-        return f"{self.backend}/{self.recipe.name}"
+        return f"{self.backend}/{self.recipe.name}" + (f"+kv-{self.kv_cache}" if self.kv_cache else "")
 
 
 def route_check(compiler, target, recipe) -> None:
@@ -43,10 +46,11 @@ def route_check(compiler, target, recipe) -> None:
         micro_route(recipe)
 
 
-def enumerate_candidates(target, backends: list[str] | None = None,
-                         recipes: list[str] | None = None) -> tuple[list[Candidate], list[tuple[str, str]]]:
+def enumerate_candidates(target, backends: list[str] | None = None, recipes: list[str] | None = None,
+                         kv_caches: list[str] | None = None) -> tuple[list[Candidate], list[tuple[str, str]]]:
     """(candidates, refused): refused lists (name, reason) only for pairs the user asked for by name."""
     from edgeslm.compilers import COMPILERS, get_compiler
+    from edgeslm.compilers.executorch import KV_CACHE_DTYPES
     from edgeslm.compilers.base import Unsupported
     from edgeslm.quant import RECIPES, load_recipe
 
@@ -57,6 +61,10 @@ def enumerate_candidates(target, backends: list[str] | None = None,
             raise EdgeSLMError(f"backend '{unknown[0]}' cannot build for target '{target.name}'",
                                fix=f"backends for {target.name}: {', '.join(available) or 'none'}")
         available = [b for b in available if b in backends]
+    unknown_kv = [k for k in kv_caches or [] if k not in KV_CACHE_DTYPES]
+    if unknown_kv:
+        raise EdgeSLMError(f"KV cache '{unknown_kv[0]}' is not one of {', '.join(KV_CACHE_DTYPES)}",
+                           fix="pass --kv-caches with float16, float32 and/or int8")
     chosen = [(r, load_recipe(r)) for r in (recipes or list(RECIPES))]
     found, refused = [], []
     for backend in available:
@@ -68,7 +76,9 @@ def enumerate_candidates(target, backends: list[str] | None = None,
                 if recipes:
                     refused.append((f"{backend}/{recipe.name}", str(err).split(" — fix:")[0]))
                 continue
-            found.append(Candidate(backend, recipe, quant))
+            per_kv = kv_caches if kv_caches and backend == "executorch" and \
+                target.extra.get("executorch_delegate") != "coreml" else [None]
+            found += [Candidate(backend, recipe, quant, kv) for kv in per_kv]
     if not found:
         raise EdgeSLMError(f"no backend x recipe candidate for target '{target.name}'"
                            + (f" among recipes {', '.join(recipes)}" if recipes else ""),

@@ -95,7 +95,11 @@ def _arena_activations(shape: ModelShape, tokens: int, float_bytes: int) -> int:
                                        + 0.67 * c.num_heads * tokens))
 
 
-def _executorch(shape, recipe, target, prefill) -> Estimate:
+# ExecuTorch KV-cache dtype -> (bytes per value, extra bytes per row): compilers/executorch/sdpa_op.py
+EXECUTORCH_KV = {"float32": (4, 0), "float16": (2, 0), "int8": (1, 4)}
+
+
+def _executorch(shape, recipe, target, prefill, kv_cache: str | None = None) -> Estimate:
     if target.extra.get("executorch_delegate") == "coreml":   # Apple route: all float16, Core ML runtime
         stored, _ = _stored(shape, None, None, None, 2, 2, share_table=False)
         kv, act = shape.kv_cache_bytes(2), _arena_activations(shape, shape.max_seq_len, 2)
@@ -107,7 +111,8 @@ def _executorch(shape, recipe, target, prefill) -> Estimate:
     from edgeslm.compilers.executorch.qlinear_op import qlinear_bits
     # edgeslm's own int4/int8 linear ops read the .pte's packed weights in place: no XNNPACK repacked copy
     packed = 0 if qlinear_bits(spec) else int(XNNPACK_PACK_FACTOR[spec["weight_bits"] if spec else None] * linear)
-    kv = shape.kv_cache_bytes(4 if recipe.is_float else 2)   # quantized recipes: float16 cache (kv_cache_dtype)
+    from edgeslm.compilers.executorch import kv_cache_dtype
+    kv = shape.kv_cache_bytes(*EXECUTORCH_KV[kv_cache_dtype(recipe, kv_cache)])   # float16 for quantized recipes
     act = _arena_activations(shape, shape.max_seq_len, 4)          # static plan for a full-context prefill
     parts = dict(weights_resident=stored + packed, kv_cache=kv, activations=act,
                  tokenizer=int(TOKENIZER_FACTOR * shape.tokenizer_bytes), runtime=RUNTIME_BYTES["executorch"])
@@ -167,12 +172,15 @@ def _micro(shape, recipe, target, prefill) -> Estimate:
 LAYOUTS = {"executorch": _executorch, "tvm": _tvm, "coreml": _coreml, "micro": _micro}
 
 
-def estimate(shape: ModelShape, backend: str, recipe, target, prefill: int) -> Estimate:
-    """See the module docstring. A backend without a layout here is estimated as float32 weights + KV."""
+def estimate(shape: ModelShape, backend: str, recipe, target, prefill: int, kv_cache: str | None = None) -> Estimate:
+    """See the module docstring. A backend without a layout here is estimated as float32 weights + KV.
+    kv_cache: ExecuTorch's KV-cache dtype (fit's --kv-caches); None: the backend's default."""
     layout = LAYOUTS.get(backend)
     if layout is None:
         stored, _ = _stored(shape, None, None, None, 4, 4, share_table=False)
         kv = shape.kv_cache_bytes(4)
         return Estimate(stored + kv, stored + kv, stored, dict(weights_resident=stored, kv_cache=kv),
                         [f"no memory layout for backend '{backend}': float32 weights + KV cache only"])
+    if kv_cache and backend == "executorch":
+        return _executorch(shape, recipe, target, prefill, kv_cache)
     return layout(shape, recipe, target, prefill)

@@ -103,7 +103,9 @@ def _reusable(folder: Path, candidate, target, shape, weights_sha: str) -> bool:
         m = load_bundle(folder).manifest
     except EdgeSLMError:
         return False
+    kv = (m.get("lowering") or {}).get("metadata", {}).get("kv_cache_dtype")
     return (m["backend"] == candidate.backend and m["quant"] == candidate.recipe.to_dict()
+            and (candidate.kv_cache is None or kv == candidate.kv_cache)
             and m["target"]["name"] == target.name and m["model"]["max_seq_len"] == shape.max_seq_len
             and m["model"].get("weights_sha256") == weights_sha and m.get("edgeslm_version") == __version__)
 
@@ -116,7 +118,8 @@ def _export(row, candidate, target, shape, folder: Path, weights_sha: str):
         return load_bundle(folder)
     t0 = time.perf_counter()
     bundle = api.export(shape.root, out=folder, backend=candidate.backend, target=target.name,
-                        quant=candidate.quant, max_seq_len=shape.max_seq_len, force=True, progress=False)
+                        quant=candidate.quant, max_seq_len=shape.max_seq_len, force=True, progress=False,
+                        backend_options={"kv_cache": candidate.kv_cache} if candidate.kv_cache else None)
     row["export"] = {"reused": False, "path": str(folder), "seconds": round(time.perf_counter() - t0, 1)}
     return bundle
 
@@ -133,7 +136,8 @@ def _measure(row, bundle, device, target, settings: Settings, est) -> dict:
 
 def fit(checkpoint, *, target: str, out, max_memory, min_decode_tps: float | None = None,
         max_quality_loss: float | None = None, context: int | None = None, device: str | None = None,
-        farm=None, backends: list[str] | None = None, recipes: list[str] | None = None, work=None,
+        farm=None, backends: list[str] | None = None, recipes: list[str] | None = None,
+        kv_caches: list[str] | None = None, work=None,
         settings: Settings | None = None, force: bool = False, dry_run: bool = False,
         progress: bool = True) -> dict:
     """Steps in the module docstring. Returns the report (also written as OUT/fit.json unless dry_run)."""
@@ -152,11 +156,11 @@ def fit(checkpoint, *, target: str, out, max_memory, min_decode_tps: float | Non
         raise EdgeSLMError("output directory exists", path=out, fix="choose another -o or pass --force to replace it")
     dev = None if dry_run else open_fit_device(tgt, device, farm)
     shape = read_shape(checkpoint, context, progress=progress)
-    candidates, refused = enumerate_candidates(tgt, backends, recipes)
+    candidates, refused = enumerate_candidates(tgt, backends, recipes, kv_caches)
     rows = [B.row_refused(name, why) for name, why in refused]
     todo = []
     for cand in candidates:
-        est = estimate(shape, cand.backend, cand.recipe, tgt, settings.prompt_length)
+        est = estimate(shape, cand.backend, cand.recipe, tgt, settings.prompt_length, cand.kv_cache)
         row = B.new_row(cand, est)
         why = bounds.estimate_miss(est, tgt) or (None if dry_run else _runnable(cand, tgt))
         if why:

@@ -43,11 +43,12 @@ class ModelShape:
         """Parameters as the checkpoint holds them (a tied table counted once)."""
         return sum(t.numel for t in self.tensors if not (self.tied and t.role == "lm_head"))
 
-    def kv_cache_bytes(self, dtype_bytes: int) -> int:
-        """layers x 2 (K and V) x kv_heads x head_dim x context x bytes: the static cache every backend holds
-        (sliding-window layers keep a full-length cache too: sdk/models/attention.py KVCache)."""
+    def kv_cache_bytes(self, dtype_bytes: int, row_extra_bytes: int = 0) -> int:
+        """layers x 2 (K and V) x kv_heads x context x (head_dim x bytes + row_extra_bytes): the static cache
+        every backend holds (sliding-window layers keep a full-length cache too: sdk/models/attention.py
+        KVCache); row_extra_bytes: ExecuTorch's int8 cache keeps a float32 scale per key and value row."""
         c = self.config
-        return c.num_layers * 2 * c.num_kv_heads * c.head_dim * self.max_seq_len * dtype_bytes
+        return c.num_layers * 2 * c.num_kv_heads * self.max_seq_len * (c.head_dim * dtype_bytes + row_extra_bytes)
 
 
 def read_shape(checkpoint: str | Path, context: int | None = None, progress: bool = False) -> ModelShape:
