@@ -68,8 +68,9 @@ def run(args) -> int:
         report = fit(args.checkpoint, target=args.target, out=args.out, max_memory=args.max_memory,
                      min_decode_tps=args.min_decode_tps, max_quality_loss=args.max_quality_loss,
                      context=args.context, device=args.device, farm=args.farm, backends=_list(args.backends),
-                     recipes=_list(args.recipes), kv_caches=_list(args.kv_caches), work=args.work, settings=settings, force=args.force,
-                     dry_run=args.dry_run, progress=not (args.quiet or args.json))
+                     recipes=_list(args.recipes), kv_caches=_list(args.kv_caches), work=args.work,
+                     settings=settings, force=args.force, dry_run=args.dry_run,
+                     progress=not (args.quiet or args.json))
     except NothingFits as err:
         if args.json:
             print_json(dict(err.report, error=str(err)))
