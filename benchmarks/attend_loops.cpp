@@ -36,7 +36,7 @@ double step_ms(int64_t L, int reps, bool tiled) {
       for (int64_t c = 0; c < kKeyTile; ++c) std::memcpy(&k[(t * kKeyTile) * (D + P) + D * kKeyTile + 4 * c], &ks, 4);
     for (int64_t r = 0; r < layers * hkv * S; ++r) std::memcpy(&v[r * (D + P) + D], &vs, 4);
   }
-  std::vector<float> q(rep * D, 0.1f), out(rep * D), mask(S, 0.0f), scratch(kMaxRows * (S + kScratchPad));
+  std::vector<float> q(rep * D, 0.1f), out(rep * D), mask(S, 0.0f), scratch(kScratchRows * (S + kScratchPad));
   std::vector<char> evict(96 << 20, 1);
   double best = 1e9;
   for (int r = 0; r < reps; ++r) {

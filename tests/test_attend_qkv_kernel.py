@@ -8,8 +8,9 @@ import math
 import pytest
 import torch
 
-from edgeslm.compilers.executorch.sdpa_op import (SCALE_BYTES, attend_qkv_reference, k_transposed,
-                                                  quantize_rows_int8, tiled_k_shape)
+from edgeslm.compilers.executorch.sdpa_op import (DEQUANTIZE_TOKENS, SCALE_BYTES, attend_qkv_reference,
+                                                  k_transposed, quantize_query_int8, quantize_rows_int8,
+                                                  tiled_k_shape)
 from edgeslm.models.attention import KVCache
 
 
@@ -80,6 +81,8 @@ def test_attend_qkv_kernel_matches_the_stock_cache(tmp_path, case, layout, kv_dt
         elif kv_dtype == torch.int8:                    # int8: the quantized rows, dequantized
             q8, scale = quantize_rows_int8(qkv[:, heads:])
             fed[:, heads:] = q8.float() * scale.unsqueeze(-1)
+            if t < DEQUANTIZE_TOKENS:                   # decode calls: integer scores of quantized queries
+                fed[:, :heads] = quantize_query_int8(qkv[:, :heads])
         want = stock.attend_packed(fed, heads, mask.repeat(rep, 1), pos, None)     # stock mask [rep*T, S]
         got, got_k, got_v = method.execute([qkv, mask, pos])
         assert got.shape == want.shape == (1, t, heads * d)

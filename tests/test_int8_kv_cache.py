@@ -33,6 +33,15 @@ class _CacheWrite(torch.nn.Module):
         return self.k.clone(), self.v.clone()
 
 
+def _key_bytes(k_cache: torch.Tensor, p: int) -> torch.Tensor:
+    """Key p's D component bytes [H_kv, D] from an int8 K cache, by the documented layout: component d of
+    key k of a tile at byte (d // 4) * 64 + 4k + d % 4 (attend_int8.h int8_k_offset)."""
+    d = k_cache.shape[2] - SCALE_BYTES
+    tile = k_cache[:, p // KEY_TILE].reshape(k_cache.shape[0], -1)                  # [H_kv, (D + 4) * 16] bytes
+    offsets = torch.tensor([(c // 4) * 64 + 4 * (p % KEY_TILE) + c % 4 for c in range(d)])
+    return tile[:, offsets]
+
+
 def test_quantize_rows_rounds_half_to_even_and_keeps_zero_rows():
     x = torch.tensor([[127.0, 2.5, 3.5, -0.5, -1.5, 0.49, -127.0, 64.0],     # scale 1: ties to even
                       [0.0] * 8,                                            # all zero: scale 0, q 0
@@ -73,15 +82,18 @@ def test_cache_write_kernel_int8_equals_reference_bytes(tmp_path):
         assert torch.equal(got_k, want_k) and torch.equal(got_v, want_v), (start, t)
         kq, ks = quantize_rows_int8(args[0])
         vq, vs = quantize_rows_int8(args[1])
-        for i, p in enumerate(args[2].tolist()):          # key i at column p % 16 of tile p // 16, its scale after
-            assert torch.equal(got_k[:, p // 16, :12, p % 16], kq[i])
+        for i, p in enumerate(args[2].tolist()):          # key i = key p % 16 of tile p // 16, its scale after
+            assert torch.equal(_key_bytes(got_k, p), kq[i])
             if i == 0:                                    # the tie row (scale 1): halves round to even
-                assert got_k[0, p // 16, :8, p % 16].tolist() == [127, 2, 4, 0, -2, 0, -127, 64]
+                assert _key_bytes(got_k, p)[0, :8].tolist() == [127, 2, 4, 0, -2, 0, -127, 64]
             tile_scales = got_k[:, p // 16, 12:].reshape(2, 4 * KEY_TILE).view(torch.float32)   # [H_kv, 16]
             assert torch.equal(tile_scales[:, p % 16], ks[i])
             assert torch.equal(got_v[:, p, :12], vq[i]) and torch.equal(got_v[:, p, 12:].view(torch.float32)[:, 0], vs[i])
     deq_k, deq_v = k_transposed(eager.k), v_values(eager.v)              # [H_kv, D, S], [H_kv, S, D] float32
     assert deq_k.shape == (2, 12, 32) and deq_v.shape == (2, 32, 12) and deq_k.abs().sum() > 0
+    for p in (0, 5, 17, 31):                              # dequantized = bytes x scale, key by key
+        scales = eager.k[:, p // 16, 12:].reshape(2, 4 * KEY_TILE).view(torch.float32)[:, p % 16]
+        assert torch.equal(deq_k[:, :, p], _key_bytes(eager.k, p).float() * scales[:, None])
 
 
 @pytest.fixture(scope="module")

@@ -51,11 +51,16 @@ _lib.define("attend_qkv.out(Tensor qkv, Tensor(a!) k_cache, Tensor(b!) v_cache, 
 
 
 KEY_TILE = 16   # keys per tile of the tiled K cache (runtime/kernels/attend_row.h kKeyTile)
+MAX_INT8_HEAD_DIM = 512   # runtime/kernels/attend_int8.h kMaxInt8HeadDim
 SCALE_BYTES = 4  # int8 caches: bytes per row for its float32 scale (attend_row.h CacheRows)
 
-# int8 caches (runtime/kernels/attend_row.h CacheRows): K [H_kv, S/16, D + 4, 16] - each tile's D rows of
-# int8 components, then 4 rows = the 16 keys' float32 scales (key k's at byte D*16 + 4k of the tile); V
-# [H_kv, S, D + 4] - each row's D int8 values, then its float32 scale. Value = int8 * scale.
+# int8 caches (runtime/kernels/attend_row.h CacheRows, attend_int8.h): K [H_kv, S/16, D + 4, 16] - each
+# tile's D*16 component bytes as [D/4, 16, 4] (component d of key k at byte (d//4)*64 + 4k + d%4: 4 components
+# of a key side by side for the kernels' integer dot products; D a multiple of 4), then the 16 keys' float32
+# scales (key k's at byte D*16 + 4k); V [H_kv, S, D + 4] - each row's D int8 values, then its float32 scale.
+# Value = int8 * scale. Calls of fewer than DEQUANTIZE_TOKENS tokens (decode steps) quantize the query rows
+# too (quantize_query_int8) and sum int8 products; longer ones (prefill chunks) attend dequantized float32.
+DEQUANTIZE_TOKENS = 8   # runtime/kernels/sdpa_cached.cpp kDequantizeTokens
 
 
 def quantize_rows_int8(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -66,6 +71,14 @@ def quantize_rows_int8(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     div = torch.where(scale > 0, scale, torch.ones_like(scale))
     q = torch.round(x / div.unsqueeze(-1)).clamp(-127, 127).to(torch.int8)
     return q, scale
+
+
+def quantize_query_int8(q: torch.Tensor) -> torch.Tensor:
+    """q [..., D] float32 -> the values the kernels' integer score pass uses (attend_int8.h quantize_query):
+    q8 * qs with qs = max|q| / 127, q8 = round-half-even(q * (127 / max|q|)) per row (all-zero rows: 0)."""
+    amax = q.abs().amax(dim=-1, keepdim=True)
+    inv = torch.where(amax > 0, 127.0 / amax, torch.zeros_like(amax))
+    return torch.round(q * inv).clamp(-127, 127) * (amax / 127.0)
 
 
 def _scale_view(rows: torch.Tensor) -> torch.Tensor:
@@ -87,8 +100,10 @@ def k_transposed(k_cache: torch.Tensor) -> torch.Tensor:
     h, tiles, d, tile = k_cache.shape
     if k_cache.dtype == torch.int8:
         d -= SCALE_BYTES
-        scales = _scale_view(k_cache.reshape(h, tiles, -1)[:, :, d * tile:])           # [H_kv, S/16, 16]
-        k_cache = k_cache[:, :, :d].float() * scales.unsqueeze(2)                       # [H_kv, S/16, D, 16]
+        rows = k_cache.reshape(h, tiles, -1)
+        scales = _scale_view(rows[:, :, d * tile:])                                     # [H_kv, S/16, 16]
+        comps = rows[:, :, :d * tile].reshape(h, tiles, d // 4, tile, 4).permute(0, 1, 2, 4, 3)
+        k_cache = comps.reshape(h, tiles, d, tile).float() * scales.unsqueeze(2)       # [H_kv, S/16, D, 16]
     return k_cache.permute(0, 2, 1, 3).reshape(h, d, tiles * tile)
 
 
@@ -106,6 +121,8 @@ def sdpa_reference(q, k_cache, v_cache, mask, input_pos, softcap: float) -> torc
     softcap 0 = none.
     Only slots < max(input_pos) + 1 are read."""
     n = int(input_pos.max()) + 1
+    if k_cache.dtype == torch.int8 and input_pos.numel() < DEQUANTIZE_TOKENS:
+        q = quantize_query_int8(q)                                          # the kernel's integer scores
     k_cache = k_transposed(k_cache)
     k_cache, v_cache = k_cache[:, :, :n].to(q.dtype), v_values(v_cache[:, :n]).to(q.dtype)
     scores = torch.bmm(q, k_cache)                                          # [H_kv, R, L]
@@ -149,7 +166,8 @@ def _cache_write_int8(k, v, k_cache, v_cache, input_pos) -> None:
     kq, ks = quantize_rows_int8(k)                                     # [T, H_kv, D], [T, H_kv]
     vq, vs = quantize_rows_int8(v)
     tile_of, col = input_pos // KEY_TILE, input_pos % KEY_TILE
-    torch.ops.aten.index_put_(k_cache[:, :, :d], [None, tile_of, None, col], kq)
+    comps = k_cache.view(h, tiles, dp * tile)[:, :, :d * tile].view(h, tiles, d // 4, tile, 4)
+    torch.ops.aten.index_put_(comps, [None, tile_of, None, col], kq.view(-1, h, d // 4, 4))   # [T, H_kv, D/4, 4]
     k_scales = k_cache.view(h, tiles, dp * tile)[:, :, d * tile:].view(h, tiles, tile, SCALE_BYTES)
     torch.ops.aten.index_put_(k_scales, [None, tile_of, col], ks.view(torch.int8).view(-1, h, SCALE_BYTES)
                               .transpose(0, 1))                         # values [H_kv, T, 4]
@@ -266,6 +284,9 @@ def use_sdpa_op(model, kv_dtype: torch.dtype = torch.float32) -> int:
         hkv, d, s = old.k.shape                       # stock k [H_kv, D, S], v [H_kv, S, D]
         if kv_dtype == torch.int8 and s % KEY_TILE:
             raise ValueError(f"an int8 KV cache needs max_seq_len a multiple of {KEY_TILE}, not {s}")
+        if kv_dtype == torch.int8 and (d % 4 or d > MAX_INT8_HEAD_DIM):
+            raise ValueError(f"an int8 KV cache needs a head size that is a multiple of 4 and at most "
+                             f"{MAX_INT8_HEAD_DIM}, not {d}")
         pad = SCALE_BYTES if kv_dtype == torch.int8 else 0
         k_shape = tiled_k_shape(hkv, d + pad, s) if s % KEY_TILE == 0 else (hkv, d, s)
         old.k = torch.zeros(k_shape, dtype=kv_dtype)

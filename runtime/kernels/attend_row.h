@@ -21,6 +21,7 @@
 #include <cstring>
 #include <limits>
 
+#include "attend_int8.h"   // int8 caches: integer score dot products (int8_tile_scores)
 #include "vec8.h"
 
 namespace edgeslm_kernels {
@@ -30,6 +31,11 @@ constexpr int64_t kKeyTile = 16;       // keys per tile of the tiled K layout = 
                                        // of scores (2 vectors x m rows)
 constexpr int64_t kPrefetchKeys = 64;  // transposed K: each of its D rows is fetched this many keys ahead
 constexpr int64_t kScratchPad = 32;    // scratch floats per row beyond the span's keys (tile alignment)
+constexpr int64_t kScratchRows = kMaxRows + 1;
+#ifndef EDGESLM_INT8_AHEAD
+#define EDGESLM_INT8_AHEAD 1
+#endif
+constexpr int64_t kInt8AheadTiles = EDGESLM_INT8_AHEAD;   // int8 caches: K tiles (+ their V rows) fetched ahead   // scratch rows a call needs: m score rows + int8's V scales
 
 // Offset of component d of key j in a KV head's K: tiled [S/16, D, 16] or transposed [D, S].
 inline int64_t k_offset(int64_t d, int64_t j, int64_t D, int64_t S, bool tiled) {
@@ -37,8 +43,9 @@ inline int64_t k_offset(int64_t d, int64_t j, int64_t D, int64_t S, bool tiled) 
 }
 
 // Extra elements per cache row that hold the row's float32 scale: 0 for float caches; int8 caches store it
-// in the row's last 4 bytes: K tiles [D + 4, 16] (rows D..D+3 = the 16 keys' scales, key k's at byte
-// D*16 + 4k), V rows [D + 4] (the scale at byte D). Value x = int8 q * scale.
+// in the row's last 4 bytes: K tiles [D + 4, 16] (bytes: D*16 components in groups of 4 per key,
+// [D/4, 16, 4] (attend_int8.h int8_k_offset), then the 16 keys' scales, key k's at byte D*16 + 4k), V rows
+// [D + 4] (the scale at byte D). Value x = int8 q * scale.
 template <typename KV>
 struct CacheRows {
   static constexpr int64_t kScale = 0;
@@ -62,10 +69,10 @@ struct SpanStats {
 
 // m query rows q[i] [D] (scaled) against one KV head: kg its K (tiled [S/16, D, 16], S a multiple of 16,
 // or transposed [D, S]; int8: tiled [S/16, D + 4, 16] with the scales), vg [S, D] (int8: [S, D + 4]);
-// mrow [S] the rows' shared additive mask; keys [j0, j1); softcap > 0: tanh soft-capping; scratch: m * (j1 - j0 + kScratchPad) floats; acc[i] [D] out.
+// mrow [S] the rows' shared additive mask; keys [j0, j1); softcap > 0: tanh soft-capping; scratch: (m + 1) * (j1 - j0 + kScratchPad) floats; acc[i] [D] out.
 // Only keys [lo, hi] between the first and last finite mask entries of the span are computed (causal
 // rows of a prefill chunk see a prefix, sliding windows a band); -inf holes inside the band get weight 0.
-template <int m, typename KV, bool kF16C>
+template <int m, typename KV, bool kF16C, int kDot>
 inline void span_fixed(const float* const* q, float* const* acc, const KV* kg,
                                                       const KV* vg, const float* mrow, int64_t D, int64_t S,
                                                       int64_t j0, int64_t j1, float softcap, float* scratch,
@@ -93,15 +100,32 @@ inline void span_fixed(const float* const* q, float* const* acc, const KV* kg,
   const int64_t ahead = tiled ? 2 * kKeyTile * (D + P) : kPrefetchKeys;
   float* sc[m];                                                         // sc[i][j - lo]: row i, key j
   for (int i = 0; i < m; ++i) sc[i] = scratch + i * (n + kScratchPad) + (lo - js);
+  float* vsc = scratch + m * (n + kScratchPad);                         // int8: vsc[j - lo] = V row j's scale
+  QueryInt8<(P > 0 ? m : 1)> qr;                                        // int8: the rows quantized
+  if constexpr (P > 0)
+    for (int i = 0; i < m; ++i) qr.qs[i] = quantize_query(q[i], D, qr.q8[i]);
+  // int8 (what decode steps read; prefill chunks read float32 copies): K tiles and the V rows of their keys
+  // (for the PV pass below) fetched kInt8AheadTiles tiles ahead, the V scales read from the fetched rows
+  auto fetch_tile = [&](int64_t t) {                                    // t: first key of a tile
+    if (t >= je) return;
+    const char* kb = reinterpret_cast<const char*>(kg + t * (D + P));
+    for (int64_t b = 0; b < kKeyTile * (D + P); b += 64) __builtin_prefetch(kb + b);
+    const char* vrows = reinterpret_cast<const char*>(vg + std::max(t, lo) * (D + P));
+    const char* vend = reinterpret_cast<const char*>(vg + std::min(t + kKeyTile, hi + 1) * (D + P));
+    for (; vrows < vend; vrows += 64) __builtin_prefetch(vrows);
+  };
+  if constexpr (P > 0)
+    for (int64_t t = 0; t < kInt8AheadTiles; ++t) fetch_tile(js + t * kKeyTile);
   for (int64_t j = js; j < je; j += kKeyTile) {
     const KV* kt = kg + (tiled ? j * (D + P) : j);                      // key j, component 0
-    if constexpr (P > 0) {   // int8 (what decode steps read; prefill chunks read float32 copies): the V rows
-      // of these keys fetched now for the PV pass below: -9% a decode step's attention over evicted caches
-      // (benchmarks/attend_loops.cpp), +5% SmolLM2 int4 decode at 512 tokens; float32 caches gained 7%
-      // there but prefill paid more than that, float16 got 15% slower)
-      const char* vrows = reinterpret_cast<const char*>(vg + std::max(j, lo) * (D + P));
-      const char* vend = reinterpret_cast<const char*>(vg + std::min(j + kKeyTile, hi + 1) * (D + P));
-      for (; vrows < vend; vrows += 64) __builtin_prefetch(vrows);
+    if constexpr (P > 0) {
+      fetch_tile(j + kInt8AheadTiles * kKeyTile);
+      for (int64_t r = std::max(j, lo); r < std::min(j + kKeyTile, hi + 1); ++r)   // one contiguous array for the
+        vsc[r - lo] = scale_at(vg + r * (D + P) + D);                   // softmax pass (not m strided passes)
+      float* dst[m];
+      for (int i = 0; i < m; ++i) dst[i] = sc[i] + (j - lo);
+      int8_tile_scores<m, kDot>(qr, reinterpret_cast<const int8_t*>(kt), D, dst);   // attend_int8.h
+      continue;
     }
     v8f s0[m], s1[m];
     for (int i = 0; i < m; ++i) s0[i] = s1[i] = v8f{};
@@ -113,15 +137,6 @@ inline void span_fixed(const float* const* q, float* const* acc, const KV* kg,
         const v8f qd = splat8_on<kF16C>(q[i][d]);
         s0[i] += qd * k0;
         s1[i] += qd * k1;
-      }
-    }
-    if constexpr (P > 0) {                                              // int8: x the keys' scales
-      float ks[kKeyTile];
-      std::memcpy(ks, kt + D * kKeyTile, sizeof ks);
-      const v8f k0 = load8(ks), k1 = load8(ks + 8);
-      for (int i = 0; i < m; ++i) {
-        s0[i] *= k0;
-        s1[i] *= k1;
       }
     }
     for (int i = 0; i < m; ++i) {
@@ -156,19 +171,16 @@ inline void span_fixed(const float* const* q, float* const* acc, const KV* kg,
     v8f sumv = splat8(0.0f);
     for (int64_t j = 0; j < n8; j += 8) {
       const v8f e = exp8_nonpositive(load8(s + j) - mx);
-      store8(s + j, e);
+      store8(s + j, P > 0 ? e * load8(vsc + j) : e);                    // int8: e_j x value j's scale
       sumv += e;
     }
     float sum = hsum8(sumv);
     for (int64_t j = n8; j < n; ++j) {
-      s[j] = s[j] == kNegInf ? 0.0f : exp_nonpositive(s[j] - mx);
-      sum += s[j];
+      const float e = s[j] == kNegInf ? 0.0f : exp_nonpositive(s[j] - mx);
+      s[j] = P > 0 ? e * vsc[j] : e;
+      sum += e;
     }
     stats[i] = SpanStats{mx, sum};
-    if constexpr (P > 0) {                                              // int8: e_j x value j's scale
-      const KV* vs = vg + lo * (D + P) + D;
-      for (int64_t j = 0; j < n; ++j) s[j] *= scale_at(vs + j * (D + P));
-    }
   }
 
   // acc_i = sum_j e_i[j] V[lo + j, :], kPass vectors (32 components; 16 for 4 rows, so the m x kPass
@@ -184,12 +196,15 @@ inline void span_fixed(const float* const* q, float* const* acc, const KV* kg,
     v8f a[m][kPass];
     for (int i = 0; i < m; ++i)
       for (int c = 0; c < kPass; ++c) a[i][c] = v8f{};
-    for (int64_t j = 0; j < n; ++j) {
+    for (int64_t j = 0; j < n; ++j) {   // (unrolled by hand for GCC: in the VNNI variant it kept a[][] in memory)
       const KV* vr = vb + j * vstride + d0;
       v8f p[m];
+#pragma GCC unroll 4
       for (int i = 0; i < m; ++i) p[i] = splat8_on<kF16C>(sc[i][j]);
+#pragma GCC unroll 4
       for (int c = 0; c < kPass; ++c) {
         const v8f v = load8_kv<kF16C>(vr + 8 * c);
+#pragma GCC unroll 4
         for (int i = 0; i < m; ++i) a[i][c] += p[i] * v;
       }
     }
@@ -214,36 +229,58 @@ inline void span_fixed(const float* const* q, float* const* acc, const KV* kg,
 }
 
 // m (1..kMaxRows) rows over keys [j0, j1): the row count is a template argument below so the
-// accumulators live in registers. On x86-64 an AVX2 + FMA + F16C variant is picked at run time.
-#define EDGESLM_SPAN_SWITCH(F16C)                                                                \
-  switch (m) {                                                                                   \
-    case 1: return span_fixed<1, KV, F16C>(q, acc, kg, vg, mrow, D, S, j0, j1, cap, scratch, st, tiled); \
-    case 2: return span_fixed<2, KV, F16C>(q, acc, kg, vg, mrow, D, S, j0, j1, cap, scratch, st, tiled); \
-    case 3: return span_fixed<3, KV, F16C>(q, acc, kg, vg, mrow, D, S, j0, j1, cap, scratch, st, tiled); \
-    default: return span_fixed<4, KV, F16C>(q, acc, kg, vg, mrow, D, S, j0, j1, cap, scratch, st, tiled); \
+// accumulators live in registers. On x86-64 an AVX2 + FMA + F16C variant is picked at run time, and for
+// int8 caches one with AVX-512 VNNI (x86-64) or SDOT (arm64) score dot products when the CPU has them
+// (attend_int8.h; EDGESLM_QLINEAR_NO_VNNI=1 turns VNNI off here too).
+#define EDGESLM_SPAN_SWITCH(F16C, DOT)                                                                    \
+  switch (m) {                                                                                            \
+    case 1: return span_fixed<1, KV, F16C, DOT>(q, acc, kg, vg, mrow, D, S, j0, j1, cap, scratch, st, tiled); \
+    case 2: return span_fixed<2, KV, F16C, DOT>(q, acc, kg, vg, mrow, D, S, j0, j1, cap, scratch, st, tiled); \
+    case 3: return span_fixed<3, KV, F16C, DOT>(q, acc, kg, vg, mrow, D, S, j0, j1, cap, scratch, st, tiled); \
+    default: return span_fixed<4, KV, F16C, DOT>(q, acc, kg, vg, mrow, D, S, j0, j1, cap, scratch, st, tiled); \
   }
+#define EDGESLM_SPAN_ARGS                                                                                 \
+  const float *const *q, float *const *acc, int m, const KV *kg, const KV *vg, const float *mrow, int64_t D, \
+      int64_t S, int64_t j0, int64_t j1, float cap, float *scratch, SpanStats *st, bool tiled
 
 #if defined(EDGESLM_X86_AVX2)
 template <typename KV>
-EDGESLM_X86_AVX2 __attribute__((flatten)) void attend_span_avx2(const float* const* q, float* const* acc, int m, const KV* kg, const KV* vg,
-                                       const float* mrow, int64_t D, int64_t S, int64_t j0, int64_t j1, float cap,
-                                       float* scratch, SpanStats* st, bool tiled) {
-  EDGESLM_SPAN_SWITCH(true)
+EDGESLM_X86_AVX2 __attribute__((flatten)) void attend_span_avx2(EDGESLM_SPAN_ARGS) {
+  EDGESLM_SPAN_SWITCH(true, kDotAvx2)
+}
+template <typename KV>   // int8 caches only
+EDGESLM_X86_VNNI __attribute__((flatten)) void attend_span_vnni(EDGESLM_SPAN_ARGS) {
+  EDGESLM_SPAN_SWITCH(true, kDotVnni)
+}
+#endif
+#if defined(EDGESLM_QL_ARM)
+template <typename KV>   // int8 caches only
+EDGESLM_QL_DOTPROD __attribute__((flatten)) void attend_span_sdot(EDGESLM_SPAN_ARGS) {
+  EDGESLM_SPAN_SWITCH(false, kDotSdot)
 }
 #endif
 
 template <typename KV>
-__attribute__((flatten)) void attend_span_base(const float* const* q, float* const* acc, int m, const KV* kg, const KV* vg,
-                      const float* mrow, int64_t D, int64_t S, int64_t j0, int64_t j1, float cap, float* scratch,
-                      SpanStats* st, bool tiled) {
-  EDGESLM_SPAN_SWITCH(false)
+__attribute__((flatten)) void attend_span_base(EDGESLM_SPAN_ARGS) {
+  EDGESLM_SPAN_SWITCH(false, kDotScalar)
 }
 #undef EDGESLM_SPAN_SWITCH
+#undef EDGESLM_SPAN_ARGS
 
 template <typename KV>
 inline void attend_span(const float* const* q, float* const* acc, int m, const KV* kg, const KV* vg,
                         const float* mrow, int64_t D, int64_t S, int64_t j0, int64_t j1, float softcap,
                         float* scratch, SpanStats* stats, bool tiled) {
+  if constexpr (CacheRows<KV>::kScale > 0) {
+#if defined(EDGESLM_X86_AVX2)
+    if (cpu_has_avx512vnni())
+      return attend_span_vnni(q, acc, m, kg, vg, mrow, D, S, j0, j1, softcap, scratch, stats, tiled);
+#endif
+#if defined(EDGESLM_QL_ARM)
+    if (cpu_has_dotprod())
+      return attend_span_sdot(q, acc, m, kg, vg, mrow, D, S, j0, j1, softcap, scratch, stats, tiled);
+#endif
+  }
 #if defined(EDGESLM_X86_AVX2)
   if (cpu_has_avx2())
     return attend_span_avx2(q, acc, m, kg, vg, mrow, D, S, j0, j1, softcap, scratch, stats, tiled);
@@ -269,7 +306,7 @@ inline void merge_spans(const float* const* acc, const SpanStats* stats, int64_t
   for (int64_t d = 0; d < D; ++d) out[d] *= inv;
 }
 
-// Normalised attention of m rows over keys [0, L): out[i] [D]; scratch m * (L + kScratchPad) floats.
+// Normalised attention of m rows over keys [0, L): out[i] [D]; scratch (m + 1) * (L + kScratchPad) floats.
 template <typename KV>
 inline void attend_rows(const float* const* q, float* const* out, int m, const KV* kg, const KV* vg,
                         const float* mrow, int64_t D, int64_t S, int64_t L, float softcap, float* scratch,

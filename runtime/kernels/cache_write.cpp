@@ -9,7 +9,8 @@
 //   v_cache    [H_kv, S, D]           same dtype as k_cache, written in place
 //              int8 caches: K [H_kv, S/16, D + 4, 16], V [H_kv, S, D + 4]: each key's and value row's D values
 //              quantized symmetrically (scale = max|x| / 127, q = round-half-even(x / scale)), the float32
-//              scale in the row's 4 extra bytes (attend_row.h CacheRows)
+//              scale in the row's 4 extra bytes (attend_row.h CacheRows); a K tile's components in groups of
+//              4 per key (attend_int8.h int8_k_offset)
 //   input_pos  [T] int64              slot of token t (each in [0, S))
 //   out        [1] float32            a dummy result (0): ExecuTorch's out-variant convention for an op
 //                                     whose effect is the mutation (as llama::update_cache)
@@ -122,16 +123,18 @@ inline float quantize_row_int8(const float* x, int8_t* q, int64_t stride, int64_
   return scale;
 }
 
-// write_rows for int8 caches: key p of head g -> column p % 16 of its tile (component rows, then the scale
-// at byte D*16 + 4 * (p % 16)), value -> row p (the scale at byte D).
+// write_rows for int8 caches: key p of head g -> key p % 16 of its tile (components in groups of 4,
+// int8_k_offset; the scale at byte D*16 + 4 * (p % 16)), value -> row p (the scale at byte D).
 void write_rows_int8(const float* k, const float* v, int64_t ld, int8_t* kc, int8_t* vc, const int64_t* pos,
                      int64_t T, int64_t Hkv, int64_t D, int64_t S) {
   constexpr int64_t P = CacheRows<int8_t>::kScale;
+  int8_t row[kMaxInt8HeadDim];
   for (int64_t t = 0; t < T; ++t) {
     const int64_t p = pos[t], tile = p / kKeyTile, col = p % kKeyTile;
     for (int64_t g = 0; g < Hkv; ++g) {
       int8_t* kt = kc + g * (D + P) * S + tile * kKeyTile * (D + P);   // tile [D + 4, 16]
-      const float ks = quantize_row_int8(k + t * ld + g * D, kt + col, kKeyTile, D);
+      const float ks = quantize_row_int8(k + t * ld + g * D, row, 1, D);
+      for (int64_t d = 0; d < D; d += 4) std::memcpy(kt + int8_k_offset(d, col), row + d, 4);
       std::memcpy(kt + D * kKeyTile + 4 * col, &ks, sizeof ks);
       int8_t* vrow = vc + (g * S + p) * (D + P);
       const float vs = quantize_row_int8(v + t * ld + g * D, vrow, 1, D);
@@ -146,7 +149,8 @@ Tensor& cache_write_out(KernelRuntimeContext& ctx, const Tensor& k, const Tensor
   ET_KERNEL_CHECK_MSG(ctx, k.dim() == 3 && v.dim() == 3 && k_layout_ok(k_cache) && v_cache.dim() == 3 &&
                                input_pos.dim() == 1,
                       InvalidArgument, out,
-                      "cache_write: expected k/v [T,H_kv,D], k_cache [H_kv,S/16,D,16] or [H_kv,D,S], v_cache 3-D, input_pos [T]");
+                      "cache_write: expected k/v [T,H_kv,D], k_cache [H_kv,S/16,D,16] or [H_kv,D,S] (int8: [H_kv,S/16,D+4,16], "
+                      "D a multiple of 4, <= 512), v_cache 3-D, input_pos [T]");
   ET_KERNEL_CHECK_MSG(ctx, k.scalar_type() == ScalarType::Float && v.scalar_type() == ScalarType::Float &&
                                (kv == ScalarType::Float || kv == ScalarType::Half || kv == ScalarType::Char) &&
                                v_cache.scalar_type() == kv &&

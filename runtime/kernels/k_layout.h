@@ -1,7 +1,8 @@
 // The K cache layouts edgeslm::sdpa_cached(_tokens) and edgeslm::cache_write accept, from the tensor's
 // shape and dtype: key-tiled [H_kv, S/16, D, 16] (what exports write; attend_row.h kKeyTile), transposed
 // [H_kv, D, S] (bundles before the tiled layout), or for int8 caches key-tiled [H_kv, S/16, D + 4, 16]
-// (each tile's last 4 int8 rows = the 16 keys' float32 scales; attend_row.h CacheRows).
+// (D a multiple of 4: each tile's components in groups of 4 per key, then the 16 keys' float32 scales;
+// attend_row.h CacheRows, attend_int8.h).
 #pragma once
 
 #include <executorch/runtime/kernel/kernel_includes.h>
@@ -29,8 +30,10 @@ inline int64_t scale_elems(const executorch::aten::Tensor& cache) {
 // True for either layout's rank and tile size (the other dims are checked against q/v by the caller);
 // int8 caches only key-tiled, with room for the scales.
 inline bool k_layout_ok(const executorch::aten::Tensor& k_cache) {
-  if (is_int8_cache(k_cache))
-    return k_cache.dim() == 4 && k_cache.size(3) == kKeyTile && k_cache.size(2) > CacheRows<int8_t>::kScale;
+  if (is_int8_cache(k_cache)) {   // D a multiple of 4 (components in groups of 4), at most kMaxInt8HeadDim
+    const int64_t D = k_cache.dim() == 4 ? k_cache.size(2) - CacheRows<int8_t>::kScale : 0;
+    return k_cache.dim() == 4 && k_cache.size(3) == kKeyTile && D > 0 && D % 4 == 0 && D <= kMaxInt8HeadDim;
+  }
   return k_cache.dim() == 3 || (k_cache.dim() == 4 && k_cache.size(3) == kKeyTile);
 }
 

@@ -11,8 +11,9 @@
 //   k_cache   [H_kv, S/16, D, 16]  K key-tiled: tiles of 16 keys, each tile's [D, 16] block contiguous
 //             (what exports write), or [H_kv, D, S]: K transposed (bundles before the tiled layout)
 //   v_cache   [H_kv, S, D]
-//             int8 caches: K [H_kv, S/16, D + 4, 16], V [H_kv, S, D + 4], each key's and value row's float32
-//             scale in the extra 4 bytes (attend_row.h CacheRows; written by cache_rows.h)
+//             int8 caches: K [H_kv, S/16, D + 4, 16] (components in groups of 4 per key, attend_int8.h),
+//             V [H_kv, S, D + 4], each key's and value row's float32 scale in the extra 4 bytes (attend_row.h
+//             CacheRows; written by cache_write.cpp); decode steps quantize the query rows too (integer dots)
 //   mask      [R, S]         additive mask (0 / -inf): causal and sliding-window visibility per row
 //   input_pos [T] int64      positions of the T new tokens (already written into the caches)
 //   softcap   float          > 0: scores = tanh(scores / softcap) * softcap (Gemma 2); 0: none
@@ -61,7 +62,8 @@ int64_t checked_length(KernelRuntimeContext& ctx, const Tensor& q, const Tensor&
                                k_layout_ok(k_cache) &&
                                v_cache.dim() == 3 && mask.dim() == 2 && input_pos.dim() == 1,
                       InvalidArgument, 0,
-                      "sdpa_cached: expected q/v 3-D, k [H_kv,S/16,D,16] or [H_kv,D,S], mask 2-D, input_pos 1-D");
+                      "sdpa_cached: expected q/v 3-D, k [H_kv,S/16,D,16] or [H_kv,D,S] (int8: [H_kv,S/16,D+4,16], D a "
+                      "multiple of 4, <= 512), mask 2-D, input_pos 1-D");
   const ScalarType kv = k_cache.scalar_type();
   ET_KERNEL_CHECK_MSG(ctx, q.scalar_type() == ScalarType::Float &&
                                (kv == ScalarType::Float || kv == ScalarType::Half || kv == ScalarType::Char) &&
@@ -125,7 +127,7 @@ bool run_units(int64_t units, int64_t rows_per_unit, int64_t L, KGeometry kgeo, 
   std::vector<float> partial(spans > 1 ? static_cast<size_t>(units * spans * rows_per_unit * D) : 0);
   std::vector<SpanStats> stats(spans > 1 ? static_cast<size_t>(units * spans * rows_per_unit) : 0);
   auto work = [&](int64_t begin, int64_t end) {
-    std::vector<float> scratch(static_cast<size_t>(kMaxRows * (L + kScratchPad)));
+    std::vector<float> scratch(static_cast<size_t>(kScratchRows * (L + kScratchPad)));
     for (int64_t item = begin; item < end; ++item) {
       const int64_t u = item / spans, c = item % spans;
       const int64_t j0 = span_start(c, spans, L), j1 = span_start(c + 1, spans, L);
@@ -186,7 +188,7 @@ void dequantize_prefix(const int8_t* kc, const int8_t* vc, int64_t Hkv, int64_t 
       float scale[kKeyTile];
       std::memcpy(scale, src + D * kKeyTile, sizeof scale);
       for (int64_t d = 0; d < D; ++d)
-        for (int64_t c = 0; c < kKeyTile; ++c) dst[d * kKeyTile + c] = src[d * kKeyTile + c] * scale[c];
+        for (int64_t c = 0; c < kKeyTile; ++c) dst[d * kKeyTile + c] = src[int8_k_offset(d, c)] * scale[c];
     }
     for (int64_t j = 0; j < Lp; ++j) {
       const int8_t* row = vc + (g * S + j) * (D + P);

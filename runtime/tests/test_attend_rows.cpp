@@ -1,7 +1,8 @@
 // runtime/kernels/attend_row.h against a double-precision reference: head sizes that exercise the
 // 32-, 16-, 8- and 1-component paths, 1..4 rows per call, lengths around the 8- and 16-key blocks,
 // sliding-window bands with -inf holes (starting inside a key tile), soft-capping; float32, float16 and
-// int8 caches (a scale per key and value row in the rows' extra bytes); K key-tiled and transposed; one span and split spans (not on tile boundaries) merged
+// int8 caches (a scale per key and value row in the rows' extra bytes; integer scores with the query rows
+// quantized, each dot product variant the CPU has); K key-tiled and transposed; one span and split spans (not on tile boundaries) merged
 // (merge_spans). Also vec8.h's float16 conversion for all 65536 bit patterns. Prints "all checks passed"
 // (run by tests/test_sdpa_kernel.py).
 #include <cmath>
@@ -74,15 +75,28 @@ bool check_half_conversion() {
   return true;
 }
 
-// Runs m rows over [0, L) as `spans` spans (1: attend_rows), returns the worst error vs double or -1.
 template <typename KV>
-double run_case(int64_t D, int64_t L, int m, int variant, int spans, bool tiled, std::mt19937& gen) {
+using SpanFn = void (*)(const float* const*, float* const*, int, const KV*, const KV*, const float*, int64_t,
+                        int64_t, int64_t, int64_t, float, float*, SpanStats*, bool);
+
+// Runs m rows over [0, L) as `spans` spans (1: attend_rows), returns the worst error vs double or -1. span:
+// a variant of attend_span to call instead of the run-time choice (int8: each score dot product variant).
+template <typename KV>
+double run_case(int64_t D, int64_t L, int m, int variant, int spans, bool tiled, std::mt19937& gen,
+                SpanFn<KV> span = nullptr, const char* name = "") {
   std::normal_distribution<float> normal;
   const int64_t S = (L + kKeyTile + 15) / 16 * 16;   // cache slots: a multiple of 16 past L (tiles past L are read)
   const float softcap = variant == 2 ? 5.0f : 0.0f;
   std::vector<float> q(m * D), k(D * S), v(S * D), mask(S), out(m * D, 7.0f),
-      scratch(4 * (S + kScratchPad));
+      scratch(kScratchRows * (S + kScratchPad));
   for (auto& x : q) x = normal(gen) / 4;
+  if constexpr (sizeof(KV) == 1) {                 // int8 caches quantize the query rows: the reference sees them so
+    int8_t q8[kMaxInt8HeadDim];
+    for (int i = 0; i < m; ++i) {
+      const float qs = quantize_query(q.data() + i * D, D, q8);
+      for (int64_t d = 0; d < D; ++d) q[i * D + d] = q8[d] * qs;
+    }
+  }
   for (auto& x : k) x = normal(gen);
   for (auto& x : v) x = normal(gen);
   constexpr int64_t P = CacheRows<KV>::kScale;   // int8: 4 scale bytes per key and value row
@@ -98,7 +112,7 @@ double run_case(int64_t D, int64_t L, int m, int variant, int spans, bool tiled,
     for (int64_t d = 0; d < D; ++d) {
       const auto qk = static_cast<int8_t>(std::nearbyint(k[d * S + j] / ks));
       const auto qv = static_cast<int8_t>(std::nearbyint(v[j * D + d] / vs));
-      tile[d * kKeyTile + j % kKeyTile] = static_cast<KV>(qk);
+      tile[int8_k_offset(d, j % kKeyTile)] = static_cast<KV>(qk);
       vc[j * (D + P) + d] = static_cast<KV>(qv);
       k[d * S + j] = qk * ks;                                // the reference sees the stored values
       v[j * D + d] = qv * vs;
@@ -130,7 +144,7 @@ double run_case(int64_t D, int64_t L, int m, int variant, int spans, bool tiled,
     qs[i] = q.data() + i * D;
     os[i] = out.data() + i * D;
   }
-  if (spans == 1) {
+  if (spans == 1 && !span) {
     attend_rows(qs, os, m, kc.data(), vc.data(), mask.data(), D, S, L, softcap, scratch.data(), tiled);
   } else {                                          // the kernel's split-K path: spans, then merge
     std::vector<float> part(spans * m * D);
@@ -138,8 +152,8 @@ double run_case(int64_t D, int64_t L, int m, int variant, int spans, bool tiled,
     for (int c = 0; c < spans; ++c) {
       float* acc[4];
       for (int i = 0; i < m; ++i) acc[i] = part.data() + (c * m + i) * D;
-      attend_span(qs, acc, m, kc.data(), vc.data(), mask.data(), D, S, L * c / spans, L * (c + 1) / spans, softcap,
-                  scratch.data(), st.data() + c * m, tiled);
+      (span ? span : attend_span<KV>)(qs, acc, m, kc.data(), vc.data(), mask.data(), D, S, L * c / spans,
+                                      L * (c + 1) / spans, softcap, scratch.data(), st.data() + c * m, tiled);
     }
     for (int i = 0; i < m; ++i) {
       const float* accs[8];
@@ -173,8 +187,9 @@ double run_case(int64_t D, int64_t L, int m, int variant, int spans, bool tiled,
       const double err = std::fabs(want - out[i * D + d]);
       worst = std::max(worst, err);
       if (!(err < 2e-5)) {
-        std::printf("FAIL %s %s D=%ld L=%ld m=%d variant=%d spans=%d row=%d d=%ld: got %.7f want %.7f\n",
-                    sizeof(KV) == 2 ? "f16" : sizeof(KV) == 1 ? "int8" : "f32", tiled ? "tiled" : "transposed", (long)D, (long)L, m, variant,
+        std::printf("FAIL %s%s %s D=%ld L=%ld m=%d variant=%d spans=%d row=%d d=%ld: got %.7f want %.7f\n",
+                    sizeof(KV) == 2 ? "f16" : sizeof(KV) == 1 ? "int8" : "f32", name, tiled ? "tiled" : "transposed",
+                    (long)D, (long)L, m, variant,
                     spans, i, (long)d,
                     out[i * D + d], want);
         return -1.0;
@@ -188,6 +203,15 @@ double run_case(int64_t D, int64_t L, int m, int variant, int spans, bool tiled,
 
 int main() {
   if (!check_half_conversion()) return 1;
+  // int8 caches: the run-time choice, then every score dot product variant this CPU can run (attend_int8.h)
+  std::vector<std::pair<SpanFn<int8_t>, const char*>> int8_spans = {{nullptr, ""}, {attend_span_base<int8_t>, " scalar"}};
+#if defined(EDGESLM_X86_AVX2)
+  if (cpu_has_avx2()) int8_spans.push_back({attend_span_avx2<int8_t>, " avx2"});
+  if (cpu_has_avx512vnni()) int8_spans.push_back({attend_span_vnni<int8_t>, " vnni"});
+#endif
+#if defined(EDGESLM_QL_ARM)
+  if (cpu_has_dotprod()) int8_spans.push_back({attend_span_sdot<int8_t>, " sdot"});
+#endif
   std::mt19937 gen(1);
   double worst = 0.0;
   int cases = 0;
@@ -199,18 +223,23 @@ int main() {
           for (int variant = 0; variant < 3; ++variant) {   // 0 causal prefix, 1 window band + hole, 2 softcap
             for (int spans : {1, 3, 8}) {
               if (spans > L) continue;
-              const double w = layout == 4 ? run_case<int8_t>(D, L, m, variant, spans, tiled, gen)
-                               : half ? run_case<uint16_t>(D, L, m, variant, spans, tiled, gen)
-                                      : run_case<float>(D, L, m, variant, spans, tiled, gen);
-              if (w < 0) return 1;
-              worst = std::max(worst, w);
-              ++cases;
+              for (const auto& [span, name] : int8_spans) {
+                if (layout != 4 && span) break;
+                const double w = layout == 4 ? run_case<int8_t>(D, L, m, variant, spans, tiled, gen, span, name)
+                                 : half ? run_case<uint16_t>(D, L, m, variant, spans, tiled, gen)
+                                        : run_case<float>(D, L, m, variant, spans, tiled, gen);
+                if (w < 0) return 1;
+                worst = std::max(worst, w);
+                ++cases;
+              }
             }
           }
         }
       }
     }
   }
-  std::printf("65536 float16 patterns, %d attention cases, worst abs error %.3g\nall checks passed\n", cases, worst);
+  std::printf("int8 score variants:");
+  for (const auto& [span, name] : int8_spans) std::printf("%s", span ? name : " run-time choice");
+  std::printf("\n65536 float16 patterns, %d attention cases, worst abs error %.3g\nall checks passed\n", cases, worst);
   return 0;
 }
