@@ -4,7 +4,9 @@
 // of a real step evict the last-level cache. float32 and float16 caches, K transposed [D, S] (older
 // bundles) and key-tiled [S/16, D, 16] (exports now); int8 caches (key-tiled, a scale per row). Prints ms
 // per step and the rate at which K and V bytes were read.
-//   g++ -O2 -std=c++17 -I runtime/kernels benchmarks/attend_loops.cpp -o /tmp/attend_loops && /tmp/attend_loops
+//   g++ -O3 -DNDEBUG -std=c++17 -I runtime/kernels benchmarks/attend_loops.cpp -o /tmp/attend_loops && /tmp/attend_loops
+// (-O3 as the runtime is built, CMake Release: at -O2 GCC compiles some of these loops much worse, so -O2
+// timings exaggerate differences between variants)
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>

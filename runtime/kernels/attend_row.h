@@ -4,7 +4,8 @@
 // that share a KV head and a mask row (the query heads of one token in a GQA group) are done together,
 // so each K and V row is read once for all of them. The cache may be float32, float16 or int8 (`KV` =
 // float, uint16_t binary16 bits or int8_t; math in float32 either way). int8 caches carry a float32 scale
-// per key and per value row (symmetric, scale = max|x| / 127; see CacheRows).
+// per key and per value row (symmetric, scale = max|x| / 127; see CacheRows); their scores are integer dot
+// products of the keys' bytes with the query rows quantized to int8 (attend_int8.h).
 //
 // K comes in one of two layouts: transposed [D, S] (a key's components are S apart; bundles before the
 // tiled layout) or key-tiled [S/16, D, 16] (`tiled`: tiles of kKeyTile keys, each tile's D x 16 block
@@ -31,11 +32,10 @@ constexpr int64_t kKeyTile = 16;       // keys per tile of the tiled K layout = 
                                        // of scores (2 vectors x m rows)
 constexpr int64_t kPrefetchKeys = 64;  // transposed K: each of its D rows is fetched this many keys ahead
 constexpr int64_t kScratchPad = 32;    // scratch floats per row beyond the span's keys (tile alignment)
-constexpr int64_t kScratchRows = kMaxRows + 1;
-#ifndef EDGESLM_INT8_AHEAD
-#define EDGESLM_INT8_AHEAD 1
-#endif
-constexpr int64_t kInt8AheadTiles = EDGESLM_INT8_AHEAD;   // int8 caches: K tiles (+ their V rows) fetched ahead   // scratch rows a call needs: m score rows + int8's V scales
+constexpr int64_t kScratchRows = kMaxRows + 1;   // scratch rows a call needs: m score rows + int8's V scales
+// int8 caches: K tiles (+ their V rows) software-prefetched this many tiles ahead (1, 2, 4, 8 and 16 measured
+// alike within the VM's noise over evicted caches, benchmarks/attend_loops.cpp; 1 was best in the last run)
+constexpr int64_t kInt8AheadTiles = 1;
 
 // Offset of component d of key j in a KV head's K: tiled [S/16, D, 16] or transposed [D, S].
 inline int64_t k_offset(int64_t d, int64_t j, int64_t D, int64_t S, bool tiled) {
@@ -196,7 +196,8 @@ inline void span_fixed(const float* const* q, float* const* acc, const KV* kg,
     v8f a[m][kPass];
     for (int i = 0; i < m; ++i)
       for (int c = 0; c < kPass; ++c) a[i][c] = v8f{};
-    for (int64_t j = 0; j < n; ++j) {   // (unrolled by hand for GCC: in the VNNI variant it kept a[][] in memory)
+    for (int64_t j = 0; j < n; ++j) {   // (loops over rows unrolled: in the AVX-512 VNNI variant GCC had kept
+                                        // a[][] in memory, a load + store per FMA: 1.4 -> 0.94 ms per step)
       const KV* vr = vb + j * vstride + d0;
       v8f p[m];
 #pragma GCC unroll 4
