@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "attend_row.h"
+#include "parallel_chunks.h"
 #include "cache_rows.h"
 #include "k_layout.h"
 #include "register_once.h"
@@ -158,7 +159,11 @@ bool run_units(int64_t units, int64_t rows_per_unit, int64_t L, KGeometry kgeo, 
     return true;
   }
   const int64_t grain = std::max<int64_t>(1, (64 * 1024) / (per_unit / spans + 1));
-  if (!executorch::extension::parallel_for(0, units * spans, grain, work)) return false;
+  // prefill (1 span a unit, many units): chunks claimed dynamically; a decode step: parallel_for's static
+  // runs, whose item counts spans_per_unit evens out
+  if (spans == 1 ? !parallel_chunks(units, grain, work)
+                 : !executorch::extension::parallel_for(0, units * spans, grain, work))
+    return false;
   if (spans > 1) {                                                 // merge each row's spans
     const float* accs[kMaxSpans];
     SpanStats st[kMaxSpans];
