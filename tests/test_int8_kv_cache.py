@@ -6,7 +6,7 @@
   even, all-zero rows, the scales where the layout puts them);
 - a tiny Llama exported with it: manifest and cache sizes exact, the bundle (ExecuTorch's runtime and the
   native C API) against the eager model with the same cache, and close to the float16-cache bundle;
-- refusals: another backend, a context that is not a multiple of 16.
+- refusals: another backend, a context that is not a multiple of 16, a head size not a multiple of 4.
 (The attention loops over int8 caches: test_attend_qkv_kernel.py and runtime/tests/test_attend_rows.cpp.)"""
 from __future__ import annotations
 
@@ -167,3 +167,14 @@ def test_int8_cache_refusals(tiny_checkpoint, tmp_path):
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and message in lines[0] and "fix:" in lines[0], proc.stderr
         assert not out.exists()
+    # a head size the int8 layout cannot hold (groups of 4 components): hidden 24 / 4 heads = 6
+    from tiny_checkpoints import make_tiny_checkpoint
+    odd = make_tiny_checkpoint("llama", tmp_path / "head6", hidden_size=24)
+    out = tmp_path / "head6-out"
+    proc = subprocess.run([sys.executable, "-m", "edgeslm.cli.main", "export", str(odd), "--quant", "int8",
+                           "--kv-cache", "int8", "--max-seq-len", "64", "-o", str(out), "-q"],
+                          capture_output=True, text=True, timeout=600)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert "head size that is a multiple of 4" in lines[0] and "not 6" in lines[0] and "fix:" in lines[0]
+    assert not out.exists()

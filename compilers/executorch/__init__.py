@@ -115,9 +115,10 @@ class ExecuTorchCompiler:
         if kv == "int8" and model.max_seq_len % 16:
             raise Unsupported(f"an int8 KV cache needs a context that is a multiple of 16, not {model.max_seq_len}",
                               fix=f"export with --max-seq-len {(model.max_seq_len + 15) // 16 * 16}")
-        if kv == "int8" and (model.config.head_dim % 4 or model.config.head_dim > 512):
-            raise Unsupported(f"an int8 KV cache needs a head size that is a multiple of 4 and at most 512, not "
-                              f"{model.config.head_dim}", fix="export with --kv-cache float16")
+        from edgeslm.compilers.executorch.sdpa_op import MAX_INT8_HEAD_DIM
+        if kv == "int8" and (model.config.head_dim % 4 or model.config.head_dim > MAX_INT8_HEAD_DIM):
+            raise Unsupported(f"an int8 KV cache needs a head size that is a multiple of 4 and at most "
+                              f"{MAX_INT8_HEAD_DIM}, not {model.config.head_dim}", fix="export with --kv-cache float16")
         if progress:
             progress("quantize")
         prepare(model, recipe, qlinear=qlinear, sdpa_op=sdpa_op, kv_cache=kv)

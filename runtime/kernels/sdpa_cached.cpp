@@ -42,9 +42,9 @@
 #include <vector>
 
 #include "attend_row.h"
-#include "parallel_chunks.h"
 #include "cache_rows.h"
 #include "k_layout.h"
+#include "parallel_chunks.h"
 #include "register_once.h"
 
 namespace edgeslm_kernels {
