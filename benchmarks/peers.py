@@ -14,10 +14,11 @@ Steps: 1. checkpoint (SmolLM2-135M quickstart, or --quick: tiny random Llama) an
 tokenized by the model's tokenizer, cut to each length) -> 2. memory bandwidth (STREAM-like triad) ->
 3. per (peer, bits): build or reuse the artifact (.cache/peers, keyed by what produced it), run it in a child
 process (warmup + reps per prompt length), record samples, tokens, RSS, size, export time, load average;
-a peer that cannot be built or run becomes a row with the reason; with --rounds K the whole list runs K
-times round-robin (bandwidth measured between rounds) and each peer's samples are pooled -> 4. bandwidth
-again -> 5. Markdown
-table (ratios vs llama.cpp at matched bits; fraction of the bandwidth bound) + JSON in benchmarks/results/.
+a peer that cannot be built or run becomes a row with the reason; a triad reading is taken just before every
+run (the `adjacent` readings that each run's fraction of the bound is taken against); with --rounds K the whole
+list runs K times round-robin (bandwidth also measured between rounds) and each peer's samples are pooled
+-> 4. bandwidth again -> 5. Markdown table (ratios vs llama.cpp at matched bits; fraction of the bandwidth
+bound) + JSON in benchmarks/results/.
 
   python benchmarks/peers.py [--quick] [--peers eager,onnxruntime,llamacpp,etllama,edgeslm-executorch,edgeslm-tvm]
                              [--bits fp32,int8,int4,q4_1] [--prompt-lens 16,128,512] [--new-tokens 64]
@@ -220,9 +221,14 @@ def run_peer(art: dict, ckpt: Path, ids: dict, args, ctx: int) -> dict:
     return doc
 
 
-def merge_round(row: dict, result: dict) -> None:
+def merge_round(row: dict, result: dict, reading: int | None = None) -> None:
     """Pools one round's run_peer result into the row: samples appended per prompt length, peak RSS the
-    max, load time and tokens from the first round."""
+    max, load time and tokens from the first round. reading: index of the adjacent triad reading taken just
+    before this run; each prompt length keeps [{"reading", "decode_mean"}] per round for the bound."""
+    for run in result["runs"].values():
+        decode = [x for x in run.get("decode_tokens_per_s", []) if x == x]
+        if "skipped" not in run and reading is not None and decode:
+            run["rounds"] = [{"reading": reading, "decode_mean": sum(decode) / len(decode)}]
     if "runs" not in row:
         row.update(result)
         return
@@ -233,6 +239,7 @@ def merge_round(row: dict, result: dict) -> None:
             continue
         for key in ("ttft_ms", "decode_tokens_per_s"):
             have[key] = list(have[key]) + list(run[key])
+        have["rounds"] = have.get("rounds", []) + run.get("rounds", [])
 
 
 def main() -> int:
@@ -278,6 +285,7 @@ def main() -> int:
     ids = prompts(ckpt, lengths)
     bw_mb = 256 if args.quick else 512
     bandwidth = [triad_gbps(bw_mb, 5, args.threads), triad_gbps(bw_mb, 5, 1)]
+    adjacent: list[float] = []     # triad GB/s (args.threads) just before every run, and once at the end
     jobs = [(p, b) for p in peers for b in PEERS[p] if b in bits_wanted]
     rows, arts = {}, {}
     rounds = max(1, args.rounds)
@@ -300,14 +308,17 @@ def main() -> int:
                     row.update(status="not built", reason=f"{type(err).__name__}: {err}"[:400])
                     continue
                 try:
-                    merge_round(row, run_peer(arts[peer, bits], ckpt, ids, args, ctx))
+                    adjacent.append(triad_gbps(bw_mb, 3, args.threads)["gbps"])
+                    merge_round(row, run_peer(arts[peer, bits], ckpt, ids, args, ctx), len(adjacent) - 1)
                 except Exception as err:
                     row.update(status="failed", reason=f"{type(err).__name__}: {err}"[:400])
                 row["load_after"] = os.getloadavg()
     rows = list(rows.values())
+    adjacent.append(triad_gbps(bw_mb, 3, args.threads)["gbps"])
     bandwidth += [triad_gbps(bw_mb, 5, args.threads), triad_gbps(bw_mb, 5, 1)]
     stem = Path(args.out) if args.out else HERE / "results" / ("peers-quick" if args.quick else "peers")
-    finish(rows, ckpt=ckpt, model=model, ids=ids, args=args, ctx=ctx, bandwidth=bandwidth, stem=stem)
+    finish(rows, ckpt=ckpt, model=model, ids=ids, args=args, ctx=ctx, bandwidth=bandwidth, adjacent=adjacent,
+           stem=stem)
     return 0
 
 

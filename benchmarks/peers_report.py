@@ -5,10 +5,11 @@ leading greedy tokens equal to eager fp32 -> 2. ratios vs llama.cpp at matched b
 int4 ~ Q4_0, q4_1 ~ the original Q4_1 file) -> 3. bandwidth bound: weight bytes read per decoded token
 (every linear + the lm_head once; the embedding contributes one row: GGUF tensor bytes for llama.cpp, the
 .pte's quantized-linear constants for edgeslm's ExecuTorch bundles, else weights x bytes per weight)
--> bound = best triad GB/s / bytes;
-fraction = decode / bound; "fits L3" when those bytes fit the last-level cache; `+KV`: the fraction with the KV
-cache bytes a step reads added (mean context over the generated tokens, each peer's cache dtype) -> 4. Markdown + JSON
-(atomic writes), printed.
+-> fraction = decode x bytes / bandwidth, with the bandwidth of the triad readings adjacent to each run
+(adjacent_fraction: per round the larger of the readings just before and just after, the median over rounds)
+and, as before, of the run's best reading; "fits L3" when those bytes fit the last-level cache; `+KV`: the
+fraction with the KV cache bytes a step reads added (mean context over the generated tokens, each peer's cache
+dtype) -> 4. Markdown + JSON (atomic writes), printed.
 """
 from __future__ import annotations
 
@@ -82,7 +83,22 @@ def _agree(tokens, ref) -> int | None:
     return n
 
 
-def summarize(rows: list[dict], ckpt: Path, bw_gbps: float, new_tokens: int = 0) -> list[dict]:
+def adjacent_fraction(rounds: list[dict], readings: list[float], step_bytes: float) -> float | None:
+    """Median over rounds of decode tok/s x bytes per token / bandwidth, each round ({"reading": i,
+    "decode_mean"}) against the larger of readings[i] (taken just before that run) and readings[i + 1]
+    (just after). A shared VM's bandwidth drifts 2x within minutes (sessions 11-13: 18-65 GB/s in one run),
+    so the run's best reading, taken minutes away, says little about a given round; the larger of the two
+    neighbours keeps a dip around a run from flattering it. None without readings."""
+    fractions = []
+    for r in rounds:
+        near = [readings[j] for j in (r["reading"], r["reading"] + 1) if 0 <= j < len(readings)]
+        if near and r["decode_mean"] == r["decode_mean"]:
+            fractions.append(r["decode_mean"] * step_bytes / (max(near) * 1e9))
+    return statistics.median(fractions) if fractions else None
+
+
+def summarize(rows: list[dict], ckpt: Path, bw_gbps: float, new_tokens: int = 0,
+              adjacent: list[float] | None = None) -> list[dict]:
     from edgeslm.text import Tokenizer
     tok = Tokenizer.from_dir(ckpt)
     read, total = read_params(ckpt)
@@ -115,6 +131,8 @@ def summarize(rows: list[dict], ckpt: Path, bw_gbps: float, new_tokens: int = 0)
                         "bytes_per_token": bpt, "bytes_how": how, "bound_tok_s": bound,
                         "frac_bound": d_mean / bound, "fits_l3": bpt <= l3, "kv_bytes_per_token": kv_bpt,
                         "frac_bound_kv": d_mean * (bpt + kv_bpt) / (bw_gbps * 1e9),
+                        "frac_adjacent": adjacent_fraction(run.get("rounds", []), adjacent or [], bpt),
+                        "frac_adjacent_kv": adjacent_fraction(run.get("rounds", []), adjacent or [], bpt + kv_bpt),
                         "file_mb": r["file_bytes"] / 1e6, "export_s": r.get("export_s"),
                         "rss_mb": r["peak_rss_bytes"] / 1e6, "load_s": r.get("load_s")})
     for s in out:
@@ -139,26 +157,29 @@ def markdown(summary: list[dict], meta: dict) -> str:
              + (f" x {meta['rounds']} rounds, peers round-robin" if meta.get("rounds", 1) > 1 else "") + ")", "",
              f"**Contended numbers**: shared 2-core machine, load average {meta['loadavg_start']} at start, "
              f"{meta['loadavg_end']} at end. Memory bandwidth (STREAM-like triad, best): {bw:.1f} GB/s "
-             f"(all runs: {', '.join(f'{b:.1f}' for b in meta['bandwidth_all_gbps'])}). "
+             f"(all runs: {', '.join(f'{b:.1f}' for b in meta['bandwidth_all_gbps'])}; just before each peer's "
+             f"runs: {', '.join(f'{b:.1f}' for b in meta.get('bandwidth_adjacent_gbps', []))}). "
              "Ratios are against llama.cpp and ExecuTorch's own runner (etllama) at matched bits and prompt "
              "(> 1: faster than that peer; decode / TTFT). "
-             "`bound` = bandwidth / weight bytes read per token; `+KV` = the same with the KV cache bytes a step "
-             "reads at the mean context (each peer's cache dtype); `agree` = leading greedy tokens equal to eager fp32.",
+             "`of bound` = decode x weight bytes read per token / bandwidth, each round against the larger triad "
+             "reading of the two taken just before and after it, the median over rounds; `+KV` = the same with "
+             "the KV cache bytes a step reads at the mean context (each peer's cache dtype); `of best` = against "
+             "the best reading of the whole run (weights only); `agree` = leading greedy tokens equal to eager fp32.",
              "",
              "| peer | bits | prompt | decode tok/s | x llama.cpp | TTFT ms | x llama.cpp | x ET runner | of bound | "
-             "+KV | agree | file MB | export s | peak RSS MB |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "+KV | of best | agree | file MB | export s | peak RSS MB |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s in summary:
         if s["status"] != "ok":
-            lines.append(f"| {s['peer']} | {s['bits']} | {s['len'] or '—'} | {s['status']}: {s['reason']} | | | | | | | | | | |")
+            lines.append(f"| {s['peer']} | {s['bits']} | {s['len'] or '—'} | {s['status']}: {s['reason']} | | | | | | | | | | | |")
             continue
-        frac = f"{s['frac_bound']:.0%}" + (" (fits L3)" if s["fits_l3"] else "")
+        frac = _f(s.get("frac_adjacent"), ".0%") + (" (fits L3)" if s["fits_l3"] else "")
         agree = f"{s['agree']}/{s['new']}" if s["agree"] is not None else "—"
         et = "—" if s.get("decode_vs_etllama") is None else \
             f"{s['decode_vs_etllama']:.2f} / {s['ttft_vs_etllama']:.2f}"
         lines.append(f"| {s['peer']} | {s['bits']} | {s['len']} | {s['decode_mean']:.1f} ± {s['decode_std']:.1f} | "
                      f"{_f(s['decode_vs_llamacpp'], '.2f')} | {s['ttft_mean']:.1f} ± {s['ttft_std']:.1f} | "
-                     f"{_f(s['ttft_vs_llamacpp'], '.2f')} | {et} | {frac} | {s['frac_bound_kv']:.0%} | {agree} | {s['file_mb']:.1f} | "
+                     f"{_f(s['ttft_vs_llamacpp'], '.2f')} | {et} | {frac} | {_f(s.get('frac_adjacent_kv'), '.0%')} | {s['frac_bound']:.0%} | {agree} | {s['file_mb']:.1f} | "
                      f"{_f(s['export_s'], '.0f')} | {s['rss_mb']:.0f} |")
     lines += ["", "Notes per peer:"]
     for note in meta["notes"]:
@@ -174,7 +195,7 @@ def _commit() -> str | None:
         return None
 
 
-def finish(rows, *, ckpt, model, ids, args, ctx, bandwidth, stem: Path) -> None:
+def finish(rows, *, ckpt, model, ids, args, ctx, bandwidth, stem: Path, adjacent: list[float] | None = None) -> None:
     import os
     from edgeslm.fsutil import write_text_atomic
     if getattr(args, "append", False) and stem.with_suffix(".json").is_file():
@@ -186,8 +207,16 @@ def finish(rows, *, ckpt, model, ids, args, ctx, bandwidth, stem: Path) -> None:
         rows = sorted([r for r in old["rows"] if (r["peer"], r["bits"]) not in done] + rows,
                       key=lambda r: (order.get(r["peer"], 99), ["fp32", "int8", "int4", "q4_1"].index(r["bits"])))
         bandwidth = old.get("bandwidth", []) + bandwidth
+        old_adjacent = old.get("bandwidth_adjacent_gbps", [])       # the new rounds' indices move past them
+        for r in rows:
+            if (r["peer"], r["bits"]) in done:
+                for run in r.get("runs", {}).values():
+                    for rd in run.get("rounds", []):
+                        rd["reading"] += len(old_adjacent)
+        adjacent = old_adjacent + list(adjacent or [])
+    adjacent = list(adjacent or [])
     bw_best = max(b["gbps"] for b in bandwidth)
-    summary = summarize(rows, ckpt, bw_best, args.new_tokens)
+    summary = summarize(rows, ckpt, bw_best, args.new_tokens, adjacent)
     notes = sorted({f"{r['peer']} {r['bits']}: {r['note']}" for r in rows if r.get("note")})
     loads = [r.get("load_before") for r in rows if r.get("load_before")] + [os.getloadavg()]
     meta = {"created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "model": model,
@@ -197,6 +226,7 @@ def finish(rows, *, ckpt, model, ids, args, ctx, bandwidth, stem: Path) -> None:
             "contended": True, "loadavg_start": tuple(round(x, 2) for x in loads[0]),
             "loadavg_end": tuple(round(x, 2) for x in loads[-1]), "bandwidth": bandwidth,
             "bandwidth_best_gbps": bw_best, "bandwidth_all_gbps": [b["gbps"] for b in bandwidth],
+            "bandwidth_adjacent_gbps": adjacent,
             "l3_bytes": l3_bytes(), "edgeslm_commit": _commit(), "notes": notes}
     try:
         from edgeslm.api import toolchain_versions
