@@ -198,6 +198,7 @@ def _commit() -> str | None:
 def finish(rows, *, ckpt, model, ids, args, ctx, bandwidth, stem: Path, adjacent: list[float] | None = None) -> None:
     import os
     from edgeslm.fsutil import write_text_atomic
+    adjacent = list(adjacent or [])
     if getattr(args, "append", False) and stem.with_suffix(".json").is_file():
         # merge with an earlier run of the same settings: its rows for (peer, bits) not re-measured now stay
         old = json.loads(stem.with_suffix(".json").read_text())
@@ -213,8 +214,7 @@ def finish(rows, *, ckpt, model, ids, args, ctx, bandwidth, stem: Path, adjacent
                 for run in r.get("runs", {}).values():
                     for rd in run.get("rounds", []):
                         rd["reading"] += len(old_adjacent)
-        adjacent = old_adjacent + list(adjacent or [])
-    adjacent = list(adjacent or [])
+        adjacent = old_adjacent + adjacent
     bw_best = max(b["gbps"] for b in bandwidth)
     summary = summarize(rows, ckpt, bw_best, args.new_tokens, adjacent)
     notes = sorted({f"{r['peer']} {r['bits']}: {r['note']}" for r in rows if r.get("note")})
